@@ -1,0 +1,141 @@
+"""Settings from ``VECTORQL_*`` environment variables (and ``.env``). Built by the CLI or by tests;
+never instantiated at import time."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "VECTORQL_"
+
+
+class Settings(BaseSettings):
+    """Every setting has a working default: the embedded Milvus Lite and SQLite under ``./data/``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Stores
+    milvus_uri: str = Field(
+        "./data/milvus.db",
+        description="Milvus Lite file (*.db) or server URI (http://host:19530).",
+    )
+    milvus_token: SecretStr | None = Field(None, description="Milvus token (user:password).")
+    milvus_timeout: float = Field(10.0, gt=0, le=600, description="Seconds per Milvus call.")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./data/vectorql.db",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///... or postgresql+asyncpg://...",
+    )
+    sql_pool_size: int = Field(10, ge=1, le=1000, description="PostgreSQL connection pool size.")
+
+    # Server
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=1, le=65535, description="Port to bind.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    env: Literal["development", "production"] = Field(
+        "development", description="production: no GraphiQL, no introspection, masked errors."
+    )
+    graphiql: bool | None = Field(None, description="Serve GraphiQL (default: on in development).")
+    introspection: bool | None = Field(
+        None, description="Allow introspection (default: on in development)."
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a terminal, JSON lines otherwise."
+    )
+
+    # Security
+    auth: Literal["apikey", "off"] | None = Field(
+        None, description="apikey or off (default: off on loopback, apikey elsewhere)."
+    )
+    allow_insecure: bool = Field(False, description="Allow auth=off on a non-loopback address.")
+    rate_limit_per_second: float = Field(50.0, ge=0, description="Requests/s per key (0 = off).")
+    rate_limit_burst: int = Field(100, ge=1, description="Token bucket size per key.")
+
+    # Limits
+    max_top_k: int = Field(1000, ge=1, le=16384, description="Largest topK (and offset + topK).")
+    max_batch_size: int = Field(10_000, ge=1, le=100_000, description="Records per upsert.")
+    max_search_batch: int = Field(100, ge=1, le=10_000, description="Vectors per searchBatch.")
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Request body limit.")
+    max_depth: int = Field(8, ge=1, le=64, description="GraphQL query depth limit.")
+    max_aliases: int = Field(15, ge=1, le=1000, description="GraphQL aliases limit.")
+    max_tokens: int = Field(2000, ge=10, le=100_000, description="GraphQL tokens limit.")
+    max_cost: int = Field(50_000, ge=1, description="Query cost limit (see README).")
+    max_filter_depth: int = Field(8, ge=1, le=64, description="Filter nesting limit.")
+    max_filter_list: int = Field(1000, ge=1, le=100_000, description="Items in an in/notIn list.")
+    max_page_size: int = Field(1000, ge=1, le=100_000, description="Largest `first` in records.")
+
+    # Write path
+    flush_threshold: int = Field(
+        10_000, ge=0, description="Unflushed rows per collection before a Milvus flush (0 = never)."
+    )
+    reconcile_interval: float = Field(
+        30.0, ge=0, description="Seconds between reconciler passes (0 = off)."
+    )
+
+    # Telemetry
+    otel_exporter: Literal["none", "console", "otlp-grpc", "otlp-http"] = Field(
+        "none", description="Where traces and metrics go."
+    )
+    otel_endpoint: str | None = Field(None, description="OTLP endpoint.")
+    metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+    metrics_token: SecretStr | None = Field(None, description="Bearer token for /metrics.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, v: str) -> str:
+        if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+    @field_validator("milvus_uri")
+    @classmethod
+    def _known_milvus(cls, v: str) -> str:
+        if not (v.endswith(".db") or v.startswith(("http://", "https://", "tcp://", "unix:"))):
+            raise ValueError("must be a Milvus Lite file ending in .db or an http(s):// URI")
+        return v
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.production
+
+    @property
+    def milvus_is_lite_file(self) -> bool:
+        return self.milvus_uri.endswith(".db")
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def auth_mode(self) -> Literal["apikey", "off"]:
+        if self.auth is not None:
+            return self.auth
+        return "off" if self.loopback else "apikey"
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming the variable(s) at fault, for start-up failures."""
+    parts = []
+    for e in error.errors():
+        name = ENV_PREFIX + "_".join(str(p) for p in e["loc"]).upper()
+        parts.append(f"{name}: {e['msg']}")
+    return "invalid setting " + "; ".join(parts)

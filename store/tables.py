@@ -1,0 +1,68 @@
+"""SQLModel tables. Private to ``store``: rows never leave it (repositories return records)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+# JSONB on PostgreSQL (indexable, containment operators), JSON text on SQLite.
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CollectionRow(SQLModel, table=True):
+    __tablename__ = "vq_collection"
+
+    name: str = Field(primary_key=True, max_length=63)
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    dimension: int
+    metric: str = Field(max_length=16)
+    model_name: str | None = Field(default=None, max_length=256)
+    model_version: str | None = Field(default=None, max_length=256)
+    fields: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JsonType))
+    index_type: str = Field(max_length=32)
+    index_params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType))
+    multi_tenant: bool = False
+    shards: int = 1
+    milvus_name: str = Field(max_length=255)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class RecordRow(SQLModel, table=True):
+    __tablename__ = "vq_record"
+    __table_args__ = (
+        Index("ix_vq_record_state", "collection", "state"),
+        Index("ix_vq_record_tenant", "collection", "tenant", "id"),
+    )
+
+    collection: str = Field(primary_key=True, max_length=63)
+    id: str = Field(sa_column=Column(String(256), primary_key=True))
+    tenant: str | None = Field(default=None, max_length=256)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # ``metadata`` is reserved by SQLAlchemy's declarative base: the attribute is ``meta``.
+    meta: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column("metadata", JsonType, nullable=False)
+    )
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    state: str = Field(max_length=16)
+    # Bumped on every write: a Milvus acknowledgement marks a row indexed only for the revision
+    # it wrote, so a concurrent newer write stays pending.
+    revision: int = 0
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
