@@ -1,0 +1,73 @@
+"""The FastAPI application factory: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from strawberry.fastapi import GraphQLRouter
+
+from graph.context import Context
+from graph.health import health_router
+from graph.schema import build_schema
+from graph.settings import Settings
+from store import Store, StoreConfig, Unavailable
+
+log = logging.getLogger("vectorql.app")
+
+
+def store_config(settings: Settings) -> StoreConfig:
+    return StoreConfig(
+        milvus_uri=settings.milvus_uri,
+        milvus_token=settings.milvus_token.get_secret_value() if settings.milvus_token else None,
+        milvus_timeout=settings.milvus_timeout,
+        database_url=settings.database_url,
+        sql_pool_size=settings.sql_pool_size,
+        flush_threshold=settings.flush_threshold,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await Store.open(store_config(settings), connect_milvus=False)
+        try:
+            await store.vectors.connect()
+        except Unavailable as e:
+            # Start anyway: /readyz reports it and calls retry the connection.
+            log.warning("Milvus is not reachable at start-up: %s", e)
+        app.state.store = store
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app = FastAPI(
+        title="vectorql",
+        description="GraphQL API for embeddings: collections, ingestion and similarity search.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None if settings.production else "/openapi.json",
+    )
+    app.state.settings = settings
+
+    async def get_context(request: Request) -> Context:
+        return Context(store=request.app.state.store, settings=settings)
+
+    graphql = GraphQLRouter(
+        build_schema(),
+        context_getter=get_context,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        allow_queries_via_get=False,
+    )
+    app.include_router(graphql, prefix="/graphql")
+    app.include_router(health_router())
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn factory for ``--workers``/``--reload``: settings come from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,70 @@
+"""The ``vectorql`` command: serve, schema, and the operations that share the store."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from graph.settings import ENV_PREFIX, Settings, describe_error
+
+cli = typer.Typer(help="vectorql: a GraphQL API for embeddings.", no_args_is_help=True)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment plus command-line overrides; exit 2 with one line if invalid."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as e:
+        typer.echo(f"vectorql: {describe_error(e)}", err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    workers: Annotated[int | None, typer.Option(help="uvicorn worker processes.")] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Serve the GraphQL API (GraphiQL at /graphql)."""
+    import uvicorn
+
+    settings = load_settings(host=host, port=port, workers=workers)
+    if settings.workers > 1 and settings.milvus_is_lite_file:
+        typer.echo(
+            "vectorql: --workers > 1 needs a Milvus server: a Milvus Lite file opens in one process "
+            "only. Run `milvus-lite server --data-dir ./data/milvus` (or Milvus standalone) and set "
+            f"{ENV_PREFIX}MILVUS_URI=http://127.0.0.1:19530.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    # Workers and the reloader build the app in other processes from the environment.
+    for name, value in (("HOST", settings.host), ("PORT", settings.port)):
+        os.environ[f"{ENV_PREFIX}{name}"] = str(value)
+    uvicorn.run(
+        "graph.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers if not reload else None,
+        reload=reload,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@cli.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL)."""
+    from graph.schema import build_schema
+
+    sys.stdout.write(build_schema().as_str() + "\n")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,386 @@
+"""The GraphiQL page, served with its browser assets from this package instead of a CDN.
+
+Strawberry's own page (``strawberry/static/graphiql.html``) loads React, GraphiQL and the explorer
+plugin from unpkg and is blank without internet. This page is the same page (same asset versions,
+same files, same sha384 integrity values) with the assets vendored under ``graph/static/graphiql/``
+(see the README there; ``scripts/vendor_graphiql.sh`` refreshes them), minus the subscription /
+websocket parts, plus vectorql's example operations as tabs and an ``Authorization`` header
+prefilled in the headers editor.
+
+Mount the assets with ``StaticFiles(directory=assets_directory())`` at ``assets_path``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "ASSETS",
+    "DEFAULT_HEADERS",
+    "DEFAULT_QUERY",
+    "EXAMPLE_QUERIES",
+    "Asset",
+    "assets_directory",
+    "graphiql_html",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """One vendored file: its path under :func:`assets_directory` and its SRI value."""
+
+    path: str
+    integrity: str
+    kind: str  # "head-script", "style" or "body-script" (where and how the page loads it)
+
+
+# Order matters: React before ReactDOM before GraphiQL before the plugin that extends it, and the
+# placement is Strawberry's (scripts needed as globals in <head>, GraphiQL at the end of <body>).
+# The integrity values are the ones in Strawberry 0.341's template (checked against the files).
+ASSETS: tuple[Asset, ...] = (
+    Asset(
+        "react/react.production.min.js",  # react@18.2.0 umd/
+        "sha384-tMH8h3BGESGckSAVGZ82T9n90ztNXxvdwvdM6UoR56cYcf+0iGXBliJ29D+wZ/x8",
+        "head-script",
+    ),
+    Asset(
+        "react-dom/react-dom.production.min.js",  # react-dom@18.2.0 umd/
+        "sha384-bm7MnzvK++ykSwVJ2tynSE5TRdN+xL418osEVF2DE/L/gfWHj91J2Sphe582B1Bh",
+        "head-script",
+    ),
+    Asset(
+        "js-cookie/js.cookie.min.js",  # js-cookie@3.0.5 dist/
+        "sha384-/vxhYfM1LENRhdpZ8dwEsQn/X4VhpbEZSiU4m/FwR+PVpzar4fkEOw8FP9Y+OfQN",
+        "head-script",
+    ),
+    Asset(
+        "graphiql/graphiql.min.css",  # graphiql@3.8.3
+        "sha384-Mq3vbRBY71jfjQAt/DcjxUIYY33ksal4cgdRt9U/hNPvHBCaT2JfJ/PTRiPKf0aM",
+        "style",
+    ),
+    Asset(
+        "plugin-explorer/style.css",  # @graphiql/plugin-explorer@1.0.2 dist/
+        "sha384-5DFJlDPW2tSATRbM8kzoP1j194jexLswuNmClWoRr2Q0x7R68JIQzPHZ02Faktwi",
+        "style",
+    ),
+    Asset(
+        "graphiql/graphiql.min.js",  # graphiql@3.8.3
+        "sha384-HbRVEFG0JGJZeAHCJ9Xm2+tpknBQ7QZmNlO/DgZtkZ0aJSypT96YYGRNod99l9Ie",
+        "body-script",
+    ),
+    Asset(
+        "plugin-explorer/index.umd.js",  # @graphiql/plugin-explorer@1.0.2 dist/
+        "sha384-2oonKe47vfHIZnmB6ZZ10vl7T0Y+qrHQF2cmNTaFDuPshpKqpUMGMc9jgj9MLDZ9",
+        "body-script",
+    ),
+)
+
+DEFAULT_HEADERS = '{\n  "Authorization": "Bearer <your key>"\n}'
+
+DEFAULT_QUERY = """\
+# Welcome to vectorql's GraphiQL.
+#
+# Put your API key in the Headers tab below ("Authorization": "Bearer <your key>").
+# The tabs above hold example operations: create a collection, upsert records, search.
+#
+# Keyboard shortcuts:
+#
+#       Run Query:  Ctrl-Enter (or press the play button)
+#   Auto Complete:  Ctrl-Space (or just start typing)
+#
+"""
+
+EXAMPLE_QUERIES: tuple[str, ...] = (
+    """\
+# 1. Create a collection: 4-dimensional vectors, two metadata fields.
+# Put your API key in the Headers tab below first.
+mutation CreateCollection {
+  createCollection(
+    input: {
+      name: "articles"
+      dimension: 4
+      metric: COSINE
+      fields: [
+        {name: "category", type: STRING}
+        {name: "year", type: INT}
+      ]
+    }
+  ) {
+    name
+    dimension
+  }
+}
+""",
+    """\
+# 2. Insert or replace records by id.
+mutation UpsertRecords {
+  upsertRecords(
+    collection: "articles"
+    records: [
+      {
+        id: "a1"
+        vector: [0.1, 0.2, 0.3, 0.4]
+        metadata: {category: "news", year: 2024}
+        text: "hello"
+      }
+    ]
+  ) {
+    upserted
+    ids
+  }
+}
+""",
+    """\
+# 3. Search: nearest neighbours, filtered on metadata.
+query Search {
+  search(
+    collection: "articles"
+    vector: [0.1, 0.2, 0.3, 0.4]
+    topK: 5
+    where: {field: "year", gte: 2020}
+  ) {
+    hits {
+      id
+      score
+      record {
+        metadata
+        text
+      }
+    }
+    tookMs
+  }
+}
+""",
+)
+
+# An inline SVG favicon (the xmlns is an XML namespace name, not something fetched).
+_FAVICON = (
+    "data:image/svg+xml,<svg xmlns=%22http://www.w3.org/2000/svg%22 viewBox=%220 0 100 100%22>"
+    "<text y=%22.9em%22 font-size=%2280%22>%F0%9F%94%8E</text></svg>"
+)
+
+_STYLE = """\
+      body {
+        height: 100%;
+        margin: 0;
+        width: 100%;
+        overflow: hidden;
+      }
+
+      #graphiql {
+        height: 100vh;
+        display: flex;
+      }
+
+      .docExplorerHide {
+        display: none;
+      }
+
+      .doc-explorer-contents {
+        overflow-y: hidden !important;
+      }
+
+      .docExplorerWrap {
+        width: unset !important;
+        min-width: unset !important;
+      }
+
+      .graphiql-explorer-actions select {
+        margin-left: 4px;
+      }"""
+
+# Strawberry's inline script without subscriptions, with the endpoint, tabs and headers injected.
+# URL sharing (?q=, ?variables=, ?headers=) works as in Strawberry's page; without such parameters
+# the example tabs are preloaded (GraphiQL only uses them while nothing is stored in localStorage).
+_SCRIPT = """\
+      const CONFIG = __CONFIG__;
+
+      // Parse URL parameters for sharing queries
+      const parameters = {};
+
+      for (const entry of window.location.search.slice(1).split("&")) {
+        const eq = entry.indexOf("=");
+        if (eq >= 0) {
+          parameters[decodeURIComponent(entry.slice(0, eq))] =
+            decodeURIComponent(entry.slice(eq + 1));
+        }
+      }
+
+      function updateURL(data) {
+        Object.assign(parameters, data);
+
+        const newSearch =
+          "?" +
+          Object.keys(parameters)
+            .filter(function (key) {
+              return Boolean(parameters[key]);
+            })
+            .map(function (key) {
+              return (
+                encodeURIComponent(key) +
+                "=" +
+                encodeURIComponent(parameters[key])
+              );
+            })
+            .join("&");
+        history.replaceState(null, null, newSearch);
+      }
+
+      const fetchURL = new URL(CONFIG.endpoint, window.location.href).toString();
+
+      const fetcherHeaders = {};
+      const csrfToken = Cookies.get("csrftoken");
+
+      if (csrfToken) {
+        fetcherHeaders["x-csrftoken"] = csrfToken;
+      }
+
+      const fetcher = GraphiQL.createFetcher({
+        url: fetchURL,
+        headers: fetcherHeaders,
+      });
+
+      const shared = Boolean(parameters.q || parameters.variables || parameters.headers);
+      const defaultTabs =
+        shared || CONFIG.tabs.length === 0
+          ? undefined
+          : CONFIG.tabs.map(function (query) {
+              return { query: query, headers: CONFIG.defaultHeaders };
+            });
+
+      function GraphiQLWithExplorer() {
+        const [query, setQuery] = React.useState(parameters.q);
+        const [variables, setVariables] = React.useState(
+          parameters.variables,
+        );
+        const [headers, setHeaders] = React.useState(parameters.headers);
+
+        function onEditQuery(newQuery) {
+          setQuery(newQuery);
+          updateURL({ q: newQuery });
+        }
+
+        function onEditVariables(newVariables) {
+          setVariables(newVariables);
+          updateURL({ variables: newVariables });
+        }
+
+        function onEditHeaders(newHeaders) {
+          setHeaders(newHeaders);
+        }
+
+        const explorerPlugin = GraphiQLPluginExplorer.explorerPlugin();
+
+        return React.createElement(GraphiQL, {
+          fetcher: fetcher,
+          defaultEditorToolsVisibility: "headers",
+          plugins: [explorerPlugin],
+          query: query,
+          variables: variables,
+          headers: headers,
+          defaultQuery: CONFIG.defaultQuery,
+          defaultHeaders: CONFIG.defaultHeaders,
+          defaultTabs: defaultTabs,
+          onEditQuery: onEditQuery,
+          onEditVariables: onEditVariables,
+          onEditHeaders: onEditHeaders,
+          inputValueDeprecation: true,
+          isHeadersEditorEnabled: true,
+          shouldPersistHeaders: CONFIG.persistHeaders,
+        });
+      }
+
+      const root = ReactDOM.createRoot(document.getElementById("graphiql"));
+      root.render(React.createElement(GraphiQLWithExplorer));"""
+
+
+def assets_directory() -> Path:
+    """The directory of vendored assets, to mount with ``StaticFiles(directory=...)``."""
+    return Path(__file__).resolve().parent / "static" / "graphiql"
+
+
+def _script_json(value: object) -> str:
+    """JSON that is safe inside a ``<script>`` element (no ``</script>``, ``<!--``, U+2028)."""
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+def _tag(asset: Asset, assets_path: str) -> str:
+    url = html.escape(f"{assets_path}/{asset.path}", quote=True)
+    if asset.kind == "style":
+        return f'    <link rel="stylesheet" href="{url}" integrity="{asset.integrity}" />'
+    return f'    <script src="{url}" integrity="{asset.integrity}"></script>'
+
+
+def graphiql_html(
+    *,
+    endpoint: str = "/graphql",
+    assets_path: str = "/graphiql-assets",
+    default_query: str = DEFAULT_QUERY,
+    default_headers: str = DEFAULT_HEADERS,
+    tabs: Sequence[str] = EXAMPLE_QUERIES,
+    persist_headers: bool = True,
+    title: str = "vectorql GraphiQL",
+) -> str:
+    """Render the GraphiQL page.
+
+    ``endpoint`` is the GraphQL URL (relative to the page or absolute), ``assets_path`` the URL
+    prefix where :func:`assets_directory` is mounted. ``tabs`` are preloaded as editor tabs (on a
+    browser with no stored GraphiQL state); ``default_query`` fills new tabs; ``default_headers``
+    (a JSON object as text) prefills the headers editor of every tab. ``persist_headers`` keeps
+    edited headers (the API key) in the browser's localStorage across reloads, as Strawberry's page
+    does.
+    """
+    try:
+        parsed = json.loads(default_headers)
+    except ValueError as exc:
+        raise ValueError(f"default_headers is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise ValueError("default_headers must be a JSON object")
+
+    prefix = assets_path.rstrip("/")
+    config = {
+        "endpoint": endpoint,
+        "defaultQuery": default_query,
+        "defaultHeaders": default_headers,
+        "tabs": list(tabs),
+        "persistHeaders": persist_headers,
+    }
+    head = "\n".join(_tag(a, prefix) for a in ASSETS if a.kind == "head-script")
+    styles = "\n".join(_tag(a, prefix) for a in ASSETS if a.kind == "style")
+    body = "\n".join(_tag(a, prefix) for a in ASSETS if a.kind == "body-script")
+    script = _SCRIPT.replace("__CONFIG__", _script_json(config).replace("\n", "\n      "))
+    return f"""<!doctype html>
+<html>
+  <head>
+    <meta charset="utf-8" />
+    <title>{html.escape(title)}</title>
+    <link rel="icon" href="{html.escape(_FAVICON, quote=True)}" />
+    <style>
+{_STYLE}
+    </style>
+
+{head}
+
+{styles}
+  </head>
+
+  <body>
+    <div id="graphiql" class="graphiql-container">Loading...</div>
+{body}
+    <script>
+{script}
+    </script>
+  </body>
+</html>
+"""

@@ -1,0 +1,57 @@
+"""Liveness and readiness: ``/healthz`` answers while the process runs; ``/readyz`` asks SQL and
+Milvus and answers 503 with the reason while either is unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from store import Store
+from store.database import ping as sql_ping
+
+CHECK_TIMEOUT = 3.0
+
+
+async def _check(probe: Callable[[], Awaitable[None]]) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        await asyncio.wait_for(probe(), timeout=CHECK_TIMEOUT)
+    except TimeoutError:
+        status: dict[str, Any] = {"ok": False, "error": f"no answer within {CHECK_TIMEOUT:g}s"}
+    except Exception as e:  # noqa: BLE001  (any failure means "not ready"; the reason is reported)
+        status = {"ok": False, "error": f"{type(e).__name__}: {e}"[:500]}
+    else:
+        status = {"ok": True}
+    status["latencyMs"] = round((time.perf_counter() - start) * 1000, 2)
+    return status
+
+
+async def readiness(store: Store) -> tuple[bool, dict[str, Any]]:
+    sql, milvus = await asyncio.gather(
+        _check(lambda: sql_ping(store.engine)), _check(store.vectors.ping)
+    )
+    ready = bool(sql["ok"] and milvus["ok"])
+    return ready, {
+        "status": "ready" if ready else "unavailable",
+        "checks": {"sql": sql, "milvus": milvus},
+    }
+
+
+def health_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        ready, body = await readiness(request.app.state.store)
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    return router

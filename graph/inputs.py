@@ -1,0 +1,84 @@
+"""GraphQL inputs and their conversion to store requests."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graph.enums import FieldType, IndexType, Metric
+from store.errors import InvalidInput
+from store.records import CollectionSpec, FieldSpec, IndexSpec, ModelSpec
+
+
+@strawberry.input(description="The embedding model that made the vectors.")
+class EmbeddingModelInput:
+    name: str
+    version: str | None = None
+
+
+@strawberry.input(description="A metadata field to declare.")
+class FieldInput:
+    name: str = strawberry.field(description="[A-Za-z][A-Za-z0-9_]{0,62}; not id/vector/tenant.")
+    type: FieldType
+    filterable: bool = strawberry.field(
+        default=True, description="Store as a typed Milvus column so filters can use it."
+    )
+    required: bool = strawberry.field(default=False, description="Every record must set it.")
+    max_length: int | None = strawberry.field(
+        default=None, description="STRING / STRING_LIST: longest value in bytes (default 1024)."
+    )
+
+    def to_spec(self) -> FieldSpec:
+        return FieldSpec(
+            name=self.name,
+            type=self.type,
+            filterable=self.filterable,
+            required=self.required,
+            max_length=self.max_length,
+        )
+
+
+@strawberry.input(description="A vector index and its build parameters.")
+class IndexInput:
+    type: IndexType = IndexType.HNSW
+    params: JSON | None = strawberry.field(
+        default=None,
+        description=(
+            "HNSW: M (default 16), efConstruction (256). IVF_FLAT/IVF_SQ8: nlist (128). "
+            "IVF_PQ: nlist, m, nbits. FLAT, AUTOINDEX: none."
+        ),
+    )
+
+    def to_spec(self) -> IndexSpec:
+        if self.params is not None and not isinstance(self.params, dict):
+            raise InvalidInput("index.params must be a JSON object")
+        return IndexSpec(type=self.type, params=dict(self.params or {}))
+
+
+@strawberry.input(description="A new collection.")
+class CreateCollectionInput:
+    name: str = strawberry.field(description="[A-Za-z][A-Za-z0-9_]{0,62}")
+    dimension: int = strawberry.field(description="Vector dimension, 2..32768.")
+    description: str | None = None
+    metric: Metric = Metric.COSINE
+    model: EmbeddingModelInput | None = None
+    fields: list[FieldInput] = strawberry.field(default_factory=list)
+    index: IndexInput | None = None
+    multi_tenant: bool = strawberry.field(
+        default=False,
+        description="Records carry a tenant; Milvus partitions by it; queries must name it.",
+    )
+    shards: int = strawberry.field(default=1, description="Milvus shards (1..16).")
+
+    def to_spec(self) -> CollectionSpec:
+        return CollectionSpec(
+            name=self.name,
+            dimension=self.dimension,
+            metric=self.metric,
+            description=self.description,
+            model=ModelSpec(self.model.name, self.model.version) if self.model else None,
+            fields=tuple(f.to_spec() for f in self.fields),
+            index=self.index.to_spec() if self.index else IndexSpec(),
+            multi_tenant=self.multi_tenant,
+            shards=self.shards,
+        )

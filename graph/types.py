@@ -1,0 +1,92 @@
+"""GraphQL output types, each built from a store record with ``from_record``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from graph.context import Info
+from graph.enums import FieldType, IndexType, Metric
+from store.records import CollectionInfo, FieldSpec, ModelSpec
+
+
+@strawberry.type(description="The embedding model that made a collection's vectors.")
+class EmbeddingModel:
+    name: str
+    version: str | None
+
+    @classmethod
+    def from_record(cls, model: ModelSpec) -> EmbeddingModel:
+        return cls(name=model.name, version=model.version)
+
+
+@strawberry.type(description="A declared metadata field.")
+class Field:
+    name: str
+    type: FieldType
+    filterable: bool = strawberry.field(description="Stored as a typed Milvus column; filterable.")
+    required: bool
+    max_length: int | None = strawberry.field(
+        description="Longest STRING (or STRING_LIST item) in bytes."
+    )
+
+    @classmethod
+    def from_record(cls, f: FieldSpec) -> Field:
+        return cls(
+            name=f.name,
+            type=f.type,
+            filterable=f.filterable,
+            required=f.required,
+            max_length=f.max_length,
+        )
+
+
+@strawberry.type(description="The vector index of a collection.")
+class Index:
+    type: IndexType
+    params: JSON = strawberry.field(description="Index build parameters, defaults filled in.")
+
+
+@strawberry.type(description="Record counts from the SQL registry.")
+class CollectionStats:
+    records: int = strawberry.field(description="Records stored.")
+    indexed: int = strawberry.field(description="Records written to Milvus (searchable).")
+    pending: int = strawberry.field(description="Records stored but not yet in Milvus.")
+
+
+@strawberry.type(description="A collection: vectors of one dimension and metric, with metadata.")
+class Collection:
+    name: str
+    description: str | None
+    dimension: int
+    metric: Metric
+    model: EmbeddingModel | None
+    fields: list[Field]
+    index: Index
+    multi_tenant: bool
+    shards: int
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field(description="Record counts (one SQL statement for all listed collections).")
+    async def stats(self, info: Info) -> CollectionStats:
+        s = await info.context.loaders.stats.load(self.name)
+        return CollectionStats(records=s.records, indexed=s.indexed, pending=s.pending)
+
+    @classmethod
+    def from_record(cls, c: CollectionInfo) -> Collection:
+        return cls(
+            name=c.name,
+            description=c.description,
+            dimension=c.dimension,
+            metric=c.metric,
+            model=EmbeddingModel.from_record(c.model) if c.model else None,
+            fields=[Field.from_record(f) for f in c.fields],
+            index=Index(type=c.index.type, params=dict(c.index.params)),
+            multi_tenant=c.multi_tenant,
+            shards=c.shards,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+        )

@@ -1,0 +1,62 @@
+"""Vectors on the wire: JSON lists of numbers or base64 of little-endian float32, to float32."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import numpy as np
+
+MAX_DIMENSION = 32_768
+
+
+class VectorFormatError(ValueError):
+    """The value is not a vector; the message says why."""
+
+
+def parse_vector(value: Any) -> np.ndarray:
+    """A 1-D float32 array from a list of numbers or a base64 string; finite values only."""
+    if isinstance(value, np.ndarray):
+        array = value.astype("<f4", copy=False).reshape(-1)
+    elif isinstance(value, str):
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise VectorFormatError("vector is not a list of numbers or valid base64") from None
+        if len(raw) % 4:
+            raise VectorFormatError(
+                f"base64 vector decodes to {len(raw)} bytes, not a multiple of 4 (float32)"
+            )
+        array = np.frombuffer(raw, dtype="<f4")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                raise VectorFormatError(f"vector[{i}] is not a number: {item!r:.40}")
+        try:
+            array = np.asarray(value, dtype="<f4")
+        except (OverflowError, ValueError):
+            raise VectorFormatError("vector holds a number out of the float32 range") from None
+    else:
+        raise VectorFormatError("vector must be a list of numbers or a base64 string")
+    if array.ndim != 1 or array.size == 0:
+        raise VectorFormatError("vector is empty")
+    if array.size > MAX_DIMENSION:
+        raise VectorFormatError(f"vector longer than {MAX_DIMENSION}")
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise VectorFormatError(f"vector[{bad}] is not finite ({array[bad]})")
+    return array
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return vector.astype("<f4", copy=False).tobytes()
+
+
+def from_bytes(raw: bytes) -> np.ndarray:
+    return np.frombuffer(raw, dtype="<f4")
+
+
+def encode_base64(vector: np.ndarray) -> str:
+    return base64.b64encode(to_bytes(vector)).decode()

@@ -1,0 +1,57 @@
+"""The store: one object that owns the SQL engine and the Milvus connection, built from plain
+configuration values (no settings object), so the app, the CLI, tests and benchmarks share it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from store import database
+from store.collections import Collections
+from store.vectors import VectorIndex
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    milvus_uri: str
+    database_url: str
+    milvus_token: str | None = None
+    milvus_timeout: float = 10.0
+    sql_pool_size: int = 10
+    flush_threshold: int = 10_000
+
+
+class Store:
+    """Open with ``await Store.open(config)``; close with ``await store.close()``."""
+
+    def __init__(self, *, config: StoreConfig, engine: AsyncEngine, vectors: VectorIndex) -> None:
+        self.config = config
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = database.sessionmaker(engine)
+        self.vectors = vectors
+        self.collections = Collections(sessions=self.sessions, vectors=vectors)
+
+    @classmethod
+    async def open(cls, config: StoreConfig, *, connect_milvus: bool = True) -> Store:
+        engine = database.make_engine(config.database_url, pool_size=config.sql_pool_size)
+        vectors = VectorIndex(
+            uri=config.milvus_uri, token=config.milvus_token, timeout=config.milvus_timeout
+        )
+        try:
+            await database.create_tables(engine)
+            if connect_milvus:
+                await vectors.connect()
+        except BaseException:
+            await vectors.close()
+            await engine.dispose()
+            raise
+        return cls(config=config, engine=engine, vectors=vectors)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def close(self) -> None:
+        await self.vectors.close()
+        await self.engine.dispose()

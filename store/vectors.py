@@ -1,0 +1,493 @@
+"""The Milvus adapter: the only module that imports pymilvus.
+
+pymilvus's ``MilvusClient`` is synchronous; every call runs on this adapter's own thread pool
+with an explicit timeout, so a Milvus that is down costs a request seconds, not minutes, and never
+blocks the event loop. Failures come out as ``store.errors`` types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from store.errors import InvalidInput, Unavailable
+from store.fields import ABSENT_COLUMN, DEFAULT_STRING_MAX, LIST_CAPACITY, to_milvus
+from store.records import (
+    CollectionInfo,
+    Consistency,
+    FieldSpec,
+    FieldType,
+    IndexSpec,
+    IndexType,
+    Metric,
+    RecordData,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ID_MAX_LENGTH = 256
+TENANT_MAX_LENGTH = 256
+
+_SCALAR_TYPES: dict[FieldType, Any] = {
+    FieldType.STRING: DataType.VARCHAR,
+    FieldType.INT: DataType.INT64,
+    FieldType.FLOAT: DataType.DOUBLE,
+    FieldType.BOOL: DataType.BOOL,
+    FieldType.DATETIME: DataType.INT64,
+    FieldType.STRING_LIST: DataType.ARRAY,
+    FieldType.JSON: DataType.JSON,
+}
+
+_CONSISTENCY = {
+    Consistency.STRONG: "Strong",
+    Consistency.SESSION: "Session",
+    Consistency.BOUNDED: "Bounded",
+    Consistency.EVENTUALLY: "Eventually",
+}
+
+# gRPC / Milvus status codes that mean "the server is not answering" rather than "bad request".
+_UNAVAILABLE_HINTS = re.compile(
+    r"unavailable|deadline|timed? ?out|connect|closed channel|not ready|fail to connect|"
+    r"can't find collection|collection not found|not loaded|not exist|released",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the connected Milvus can do; decided once when connecting."""
+
+    server: str  # "milvus-lite" or "milvus"
+    version: str
+    filter_templating: bool
+    like: str  # "full": prefix, suffix and infix patterns; "prefix": only "abc%"
+    index_types: frozenset[IndexType] = field(default_factory=frozenset)
+
+    @property
+    def lite(self) -> bool:
+        return self.server == "milvus-lite"
+
+
+@dataclass(frozen=True, slots=True)
+class VectorHit:
+    id: str
+    distance: float  # as Milvus reports it (similarity for COSINE/IP, squared L2 for L2)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    nums = re.findall(r"\d+", version)
+    return tuple(int(n) for n in nums[:3])
+
+
+def detect_capabilities(version: str) -> Capabilities:
+    if "lite" in version.lower():
+        return Capabilities(
+            server="milvus-lite",
+            version=version,
+            filter_templating=False,
+            like="full",
+            index_types=frozenset(
+                {
+                    IndexType.FLAT,
+                    IndexType.IVF_FLAT,
+                    IndexType.IVF_SQ8,
+                    IndexType.HNSW,
+                    IndexType.AUTOINDEX,
+                }
+            ),
+        )
+    v = _version_tuple(version)
+    modern = v >= (2, 5)
+    return Capabilities(
+        server="milvus",
+        version=version,
+        filter_templating=modern,
+        like="full" if v >= (2, 4) else "prefix",
+        index_types=frozenset(IndexType),
+    )
+
+
+def milvus_name(name: str) -> str:
+    return f"vq_{name}"
+
+
+class VectorIndex:
+    """One Milvus connection with typed, async, time-bounded operations."""
+
+    def __init__(
+        self, *, uri: str, token: str | None = None, timeout: float = 10.0, threads: int = 16
+    ) -> None:
+        self._uri = uri
+        self._token = token or ""
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="milvus")
+        self._client: MilvusClient | None = None
+        self._capabilities: Capabilities | None = None
+        self._lock = asyncio.Lock()
+
+    # -- connection -----------------------------------------------------------------------------
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    @property
+    def capabilities(self) -> Capabilities:
+        if self._capabilities is None:
+            raise Unavailable("Milvus is not connected")
+        return self._capabilities
+
+    @property
+    def known_capabilities(self) -> Capabilities | None:
+        """Capabilities from the last successful connection, without asking Milvus."""
+        return self._capabilities
+
+    async def connect(self) -> Capabilities:
+        """Connect (or reconnect) and detect capabilities."""
+        async with self._lock:
+            if self._client is not None and self._capabilities is not None:
+                return self._capabilities
+            if self._uri.endswith(".db"):
+                Path(self._uri).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                client = await self._run(
+                    partial(
+                        MilvusClient,
+                        uri=self._uri,
+                        token=self._token,
+                        timeout=self.timeout,
+                        dedicated=True,
+                    ),
+                    what="connect",
+                )
+                version = await self._run(
+                    partial(client.get_server_version, timeout=self.timeout), what="connect"
+                )
+            except Unavailable:
+                raise
+            self._client = client
+            self._capabilities = detect_capabilities(str(version))
+            log.info("connected to Milvus %s at %s", version, _redact(self._uri))
+            return self._capabilities
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, client.close)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def ping(self) -> None:
+        client = await self._connected()
+        await self._run(partial(client.list_collections, timeout=min(self.timeout, 3.0)), "ping")
+
+    async def _connected(self) -> MilvusClient:
+        if self._client is None:
+            await self.connect()
+        assert self._client is not None
+        return self._client
+
+    async def _run(self, fn: Callable[[], T], what: str) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._pool, fn), timeout=self.timeout + 2.0
+            )
+        except TimeoutError:
+            raise Unavailable(f"Milvus did not answer {what} within {self.timeout:g}s") from None
+        except MilvusException as e:
+            raise _translate(e, what) from e
+        except (ConnectionError, OSError) as e:
+            raise Unavailable(f"Milvus {what} failed: {e}") from e
+
+    async def call(self, what: str, fn: Callable[[MilvusClient], T]) -> T:
+        """Run ``fn(client)`` on the pool; for callers that need a raw client operation."""
+        client = await self._connected()
+        return await self._run(partial(fn, client), what)
+
+    # -- collections ------------------------------------------------------------------------------
+
+    async def has_collection(self, name: str) -> bool:
+        client = await self._connected()
+        return bool(
+            await self._run(
+                partial(client.has_collection, milvus_name(name), timeout=self.timeout),
+                "has_collection",
+            )
+        )
+
+    async def create_collection(self, info: CollectionInfo) -> None:
+        """Create, index and load the Milvus collection for ``info`` (dropping a stale one)."""
+        client = await self._connected()
+        schema = _schema(info)
+        index = _index_params(client, info.index, info.metric)
+        mname = info.milvus_name
+
+        def create() -> None:
+            if client.has_collection(mname, timeout=self.timeout):
+                client.drop_collection(mname, timeout=self.timeout)
+            kwargs: dict[str, Any] = {}
+            if info.multi_tenant:
+                kwargs["num_partitions"] = 16
+            client.create_collection(
+                mname,
+                schema=schema,
+                index_params=index,
+                num_shards=info.shards,
+                consistency_level="Session",
+                timeout=self.timeout,
+                **kwargs,
+            )
+            client.load_collection(mname, timeout=self.timeout)
+
+        await self._run(create, "create_collection")
+
+    async def drop_collection(self, mname: str) -> None:
+        client = await self._connected()
+
+        def drop() -> None:
+            if client.has_collection(mname, timeout=self.timeout):
+                client.drop_collection(mname, timeout=self.timeout)
+
+        await self._run(drop, "drop_collection")
+
+    async def rebuild_index(self, info: CollectionInfo, index: IndexSpec) -> None:
+        """Replace the vector index: release, drop the old index, build the new one, load."""
+        client = await self._connected()
+        mname = info.milvus_name
+        params = _index_params(client, index, info.metric)
+
+        def rebuild() -> None:
+            client.flush(mname, timeout=self.timeout)
+            client.release_collection(mname, timeout=self.timeout)
+            client.drop_index(mname, "vector", timeout=self.timeout)
+            client.create_index(mname, params, timeout=self.timeout)
+            client.load_collection(mname, timeout=self.timeout)
+
+        await self._run(rebuild, "update_index")
+
+    async def ensure_loaded(self, mname: str) -> None:
+        client = await self._connected()
+        await self._run(partial(client.load_collection, mname, timeout=self.timeout), "load")
+
+    async def describe(self, mname: str) -> dict[str, Any]:
+        """Milvus's own description of a collection and its vector index (for tests and admin)."""
+        client = await self._connected()
+
+        def describe() -> dict[str, Any]:
+            desc = dict(client.describe_collection(mname, timeout=self.timeout))
+            desc["index"] = client.describe_index(mname, "vector", timeout=self.timeout)
+            return desc
+
+        return await self._run(describe, "describe")
+
+    # -- data -------------------------------------------------------------------------------------
+
+    async def upsert(self, info: CollectionInfo, records: Sequence[RecordData]) -> None:
+        if not records:
+            return
+        client = await self._connected()
+        rows = [entity(info, r) for r in records]
+        await self._run(
+            partial(client.upsert, info.milvus_name, rows, timeout=self.timeout), "upsert"
+        )
+
+    async def delete_ids(self, mname: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        client = await self._connected()
+        await self._run(
+            partial(client.delete, mname, ids=list(ids), timeout=self.timeout), "delete"
+        )
+
+    async def flush(self, mname: str) -> None:
+        client = await self._connected()
+        await self._run(partial(client.flush, mname, timeout=self.timeout), "flush")
+
+    async def query_ids(self, mname: str, expr: str, *, limit: int = 16_384) -> list[str]:
+        client = await self._connected()
+
+        def query() -> list[str]:
+            rows = client.query(
+                mname,
+                filter=expr,
+                output_fields=["id"],
+                limit=limit,
+                consistency_level="Strong",
+                timeout=self.timeout,
+            )
+            return [str(r["id"]) for r in rows]
+
+        return await self._run(query, "query")
+
+    async def all_ids(self, mname: str, *, batch: int = 4096) -> set[str]:
+        """Every id in a collection (for the reconciler), paging by primary key."""
+        client = await self._connected()
+
+        def scan() -> set[str]:
+            out: set[str] = set()
+            last = ""
+            while True:
+                expr = f"id > {_quote(last)}" if last else 'id != ""'
+                rows = client.query(
+                    mname,
+                    filter=expr,
+                    output_fields=["id"],
+                    limit=batch,
+                    consistency_level="Strong",
+                    timeout=self.timeout,
+                )
+                ids = sorted(str(r["id"]) for r in rows)
+                out.update(ids)
+                if len(ids) < batch:
+                    return out
+                last = ids[-1]
+
+        return await self._run(scan, "query")
+
+    async def count(self, mname: str) -> int:
+        client = await self._connected()
+
+        def count() -> int:
+            rows = client.query(
+                mname,
+                filter="",
+                output_fields=["count(*)"],
+                consistency_level="Strong",
+                timeout=self.timeout,
+            )
+            return int(rows[0]["count(*)"])
+
+        return await self._run(count, "count")
+
+    async def search(
+        self,
+        info: CollectionInfo,
+        vectors: Sequence[np.ndarray],
+        *,
+        limit: int,
+        offset: int = 0,
+        expr: str = "",
+        params: dict[str, Any] | None = None,
+        consistency: Consistency = Consistency.SESSION,
+    ) -> list[list[VectorHit]]:
+        client = await self._connected()
+        search_params: dict[str, Any] = {"metric_type": info.metric.value, "params": params or {}}
+        if offset:
+            search_params["offset"] = offset
+        data = [v.tolist() for v in vectors]
+
+        def search() -> list[list[VectorHit]]:
+            result = client.search(
+                info.milvus_name,
+                data=data,
+                filter=expr,
+                limit=limit,
+                output_fields=[],
+                search_params=search_params,
+                consistency_level=_CONSISTENCY[consistency],
+                timeout=self.timeout,
+            )
+            return [
+                [VectorHit(str(h["id"]), float(h["distance"])) for h in hits] for hits in result
+            ]
+
+        return await self._run(search, "search")
+
+
+def entity(info: CollectionInfo, record: RecordData) -> dict[str, Any]:
+    """The Milvus row for a record: id, vector, tenant, filterable scalars and ``_absent``."""
+    row: dict[str, Any] = {
+        "id": record.id,
+        "vector": np.frombuffer(record.vector, dtype="<f4"),
+    }
+    if info.multi_tenant:
+        row["tenant"] = record.tenant or ""
+    absent: list[str] = []
+    for f in info.filterable_fields:
+        value = record.metadata.get(f.name)
+        if value is None:
+            absent.append(f.name)
+        row[f.name] = to_milvus(f.type, value)
+    row[ABSENT_COLUMN] = absent
+    return row
+
+
+def _schema(info: CollectionInfo) -> Any:
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=info.dimension)
+    if info.multi_tenant:
+        schema.add_field(
+            "tenant", DataType.VARCHAR, max_length=TENANT_MAX_LENGTH, is_partition_key=True
+        )
+    for f in info.filterable_fields:
+        _add_scalar(schema, f)
+    schema.add_field(
+        ABSENT_COLUMN,
+        DataType.ARRAY,
+        element_type=DataType.VARCHAR,
+        max_capacity=max(1, len(info.filterable_fields)),
+        max_length=64,
+    )
+    return schema
+
+
+def _add_scalar(schema: Any, f: FieldSpec) -> None:
+    dtype = _SCALAR_TYPES[f.type]
+    if f.type is FieldType.STRING:
+        schema.add_field(f.name, dtype, max_length=f.max_length or DEFAULT_STRING_MAX)
+    elif f.type is FieldType.STRING_LIST:
+        schema.add_field(
+            f.name,
+            dtype,
+            element_type=DataType.VARCHAR,
+            max_capacity=LIST_CAPACITY,
+            max_length=f.max_length or DEFAULT_STRING_MAX,
+        )
+    else:
+        schema.add_field(f.name, dtype)
+
+
+def _index_params(client: MilvusClient, index: IndexSpec, metric: Metric) -> Any:
+    params = client.prepare_index_params()
+    params.add_index(
+        field_name="vector",
+        index_name="vector",
+        index_type=index.type.value,
+        metric_type=metric.value,
+        params=dict(index.params),
+    )
+    return params
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _translate(e: MilvusException, what: str) -> Exception:
+    message = getattr(e, "message", None) or str(e)
+    if _UNAVAILABLE_HINTS.search(message) or getattr(e, "code", None) in (1, 2, 4, 14):
+        return Unavailable(f"Milvus {what} failed: {message}")
+    if "dimension" in message.lower() or "invalid" in message.lower():
+        return InvalidInput(f"Milvus rejected {what}: {message}")
+    return e
+
+
+def _redact(uri: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", uri)
+
+
+def default_threads() -> int:
+    return max(8, (os.cpu_count() or 2) * 4)

@@ -1,0 +1,129 @@
+"""Shared fixtures: real backends (Milvus Lite, SQLite, PostgreSQL) and the app over HTTP.
+
+Environment:
+- ``VECTORQL_TEST_POSTGRES_URL``: PostgreSQL for the tests
+  (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``).
+- ``VECTORQL_TEST_REQUIRE_BACKENDS=1``: a backend that cannot be reached fails the tests instead of
+  skipping them (set by ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from graph.app import create_app
+from graph.settings import Settings
+
+POSTGRES_URL = os.environ.get(
+    "VECTORQL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_BACKENDS = os.environ.get("VECTORQL_TEST_REQUIRE_BACKENDS", "") not in ("", "0", "false")
+
+
+def backend_missing(what: str, reason: str) -> None:
+    """Skip (on a developer's machine) or fail (in CI) when a backend is not there."""
+    message = f"{what} is not reachable ({reason})"
+    if REQUIRE_BACKENDS:
+        pytest.fail(f"{message}; VECTORQL_TEST_REQUIRE_BACKENDS=1 requires it", pytrace=False)
+    pytest.skip(f"{message}; set VECTORQL_TEST_POSTGRES_URL or start it to run these tests")
+
+
+async def _postgres_reachable(url: str) -> str | None:
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    try:
+        conn = await asyncio.wait_for(asyncpg.connect(dsn), timeout=5)
+    except Exception as e:  # noqa: BLE001  (the reason is reported in the skip/fail message)
+        return f"{type(e).__name__}: {e}"
+    await conn.close()
+    return None
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("vectorql")
+
+
+@pytest.fixture(scope="session")
+def milvus_lite_uri(session_dir: Path) -> str:
+    return str(session_dir / "milvus.db")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, session_dir: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{session_dir / 'vectorql.db'}"
+    reason = await _postgres_reachable(POSTGRES_URL)
+    if reason:
+        backend_missing("PostgreSQL", reason)
+    return POSTGRES_URL
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for tests: nothing from the developer's environment or .env leaks in."""
+    base: dict[str, Any] = {"reconcile_interval": 0, "log_level": "WARNING"}
+    base.update(overrides)
+    return Settings(_env_file=None, **base)  # type: ignore[call-arg]
+
+
+class Api:
+    """A GraphQL client over a real HTTP transport to the ASGI app."""
+
+    def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
+        self.client = client
+        self.app = app
+
+    @property
+    def store(self) -> Any:
+        return self.app.state.store
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, **kw
+        )
+        assert response.status_code in (200, 400), response.text
+        return response.json()
+
+    async def ok(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        body = await self.post(query, variables)
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    async def error(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = await self.post(query, variables)
+        assert body.get("errors"), body
+        return body["errors"][0]
+
+
+@contextlib.asynccontextmanager
+async def running_api(settings: Settings) -> AsyncIterator[Api]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Api(client, app)
+
+
+@pytest.fixture(scope="session")
+async def api(database_url: str, milvus_lite_uri: str) -> AsyncIterator[Api]:
+    """The app on Milvus Lite and the parametrized SQL backend."""
+    async with running_api(
+        make_settings(milvus_uri=milvus_lite_uri, database_url=database_url)
+    ) as api:
+        yield api
+
+
+@pytest.fixture
+def name() -> Iterator[str]:
+    """A fresh collection name for one test."""
+    yield f"t_{uuid.uuid4().hex[:12]}"

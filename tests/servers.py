@@ -1,0 +1,728 @@
+"""Real Milvus backends started as child processes, for the test suite.
+
+Two backends, one handle API (:class:`MilvusProcess`):
+
+* :func:`start_milvus_standalone` -- Milvus 2.3.x standalone from the PyPI package ``milvus``
+  (its bundled Go binary, run directly so the test process can SIGKILL it).
+* :func:`start_milvus_lite_server` -- ``milvus-lite server`` (the gRPC front of Milvus Lite).
+
+Every handle runs in a directory of its own, listens on free loopback ports (kept in
+``<base_dir>/ports.json`` so :meth:`MilvusProcess.restart` comes back on the same ones with the same
+data), and is killed when the test process exits. Example fixture::
+
+    @pytest.fixture(scope="session")
+    def milvus(tmp_path_factory):
+        with start_milvus_standalone(tmp_path_factory.mktemp("milvus")) as server:
+            yield server            # server.uri == "http://127.0.0.1:PORT"
+
+Run ``python -m tests.servers`` for a smoke test of both with timings.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import lzma
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+LOOPBACK = "127.0.0.1"
+
+# Milvus 2.3 components whose advertised address must be loopback (design.md section 9); without
+# it they register the first non-loopback address of the machine.
+STANDALONE_COMPONENTS = (
+    "rootCoord",
+    "proxy",
+    "queryCoord",
+    "queryNode",
+    "indexNode",
+    "dataCoord",
+    "dataNode",
+)
+
+# Extra ports that are not in the milvus package's template: embedded etcd's peer listener and the
+# metrics/healthz HTTP port (METRICS_PORT). The client port of embedded etcd is `etcd_port`.
+_EXTRA_STANDALONE_PORTS = ("etcd_peer_port", "metrics_port")
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or did not answer before its deadline; the message has its log tail."""
+
+
+# --------------------------------------------------------------------------------------------
+# Ports, processes
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """Return `count` distinct ports that were free a moment ago (all held open while choosing)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    return free_ports(1, host)[0]
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def rss_bytes_of_group(pgid: int) -> int:
+    """Resident memory of every process in process group `pgid` (Linux /proc), in bytes."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            # fields after the ")" of the command name: state ppid pgrp ...
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+# Exec wrapper: ask Linux to SIGKILL the server when the thread that spawned it dies, then exec
+# the server. (A preexec_fn would do the same but forces fork() in a process that has gRPC
+# threads, which gRPC complains about.) argv: expected parent pid, command...
+_PDEATHSIG_EXEC = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))\n"  # PR_SET_PDEATHSIG
+    "if os.getppid() != int(sys.argv[1]): sys.exit(70)\n"  # parent already gone
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+_LIVE: weakref.WeakSet[MilvusProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for server in list(_LIVE):
+        with contextlib.suppress(Exception):
+            server.kill()
+
+
+@contextlib.contextmanager
+def quiet_pymilvus() -> Iterator[None]:
+    """Silence pymilvus's error logging (it logs every failed RPC with a traceback)."""
+    import logging
+
+    logger = logging.getLogger("pymilvus")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def wait_until_ready(
+    uri: str,
+    deadline: float,
+    alive: Any = None,
+    poll_interval: float = 0.25,
+) -> None:
+    """Poll `uri` with a pymilvus MilvusClient until `list_collections` answers.
+
+    `deadline` is a `time.monotonic()` value; `alive` is an optional callable returning False once
+    the server process has exited (then waiting stops at once).
+    """
+    from pymilvus import MilvusClient
+
+    last: BaseException | None = None
+    with quiet_pymilvus():
+        while time.monotonic() < deadline:
+            if alive is not None and not alive():
+                raise ServerStartError(f"server for {uri} exited while starting (last error: {last})")
+            client: Any = None
+            try:
+                remaining = max(0.5, min(3.0, deadline - time.monotonic()))
+                client = MilvusClient(uri=uri, timeout=remaining, dedicated=True)
+                client.list_collections(timeout=remaining)
+                return
+            except Exception as exc:  # the server is not up yet: pymilvus raises MilvusException
+                last = exc
+            finally:
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.close()
+            time.sleep(poll_interval)
+    raise ServerStartError(f"server for {uri} not ready before the deadline (last error: {last})")
+
+
+class MilvusProcess:
+    """A Milvus-compatible server running as a child process (base class).
+
+    `start()` waits until a pymilvus client can list collections; `stop()` asks nicely then
+    SIGKILLs after `stop_timeout`; `kill()` SIGKILLs at once (fault tests); `restart()` starts
+    again on the same data directory and port. Usable as a context manager (stops on exit).
+    """
+
+    kind: ClassVar[str] = "milvus"
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+
+    def __init__(
+        self,
+        base_dir: Path | str,
+        port: int | None = None,
+        *,
+        ready_timeout: float = 120.0,
+        stop_timeout: float = 15.0,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base_dir = Path(base_dir).resolve()
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.host = LOOPBACK
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self.extra_env = dict(extra_env or {})
+        self.log_dir = self.base_dir / "logs"
+        self.log_dir.mkdir(exist_ok=True)
+        self.stdout_log = self.log_dir / "stdout.log"
+        self.start_seconds: float | None = None  # duration of the last successful start()
+        self.starts = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ports_file = self.base_dir / "ports.json"
+        self._port_was_chosen = port is not None
+        self.ports: dict[str, int] = self._load_or_pick_ports(port)
+
+    # -- to override ---------------------------------------------------------------------------
+
+    def port_names(self) -> tuple[str, ...]:
+        """Names of every port this server listens on; the client port is called ``port``."""
+        return ("port",)
+
+    def prepare(self) -> None:
+        """Write configuration files before each start."""
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **self.extra_env}
+
+    # -- public API ----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self.ports["port"]
+
+    @property
+    def uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> Self:
+        if self.running:
+            raise RuntimeError(f"{self.kind} already running (pid {self.pid})")
+        attempts = 1 if self._port_was_chosen or self.starts else 3
+        for attempt in range(attempts):
+            try:
+                self._start_once()
+                return self
+            except ServerStartError:
+                # A freshly picked port may have been taken in between: pick again, retry.
+                if attempt + 1 == attempts:
+                    raise
+                self.ports = self._load_or_pick_ports(None, repick=True)
+        return self  # pragma: no cover
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """Graceful stop (``stop_signal``), SIGKILL after `timeout`. Returns the exit code."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            self._signal(self.stop_signal)
+            try:
+                proc.wait(timeout=self.stop_timeout if timeout is None else timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                proc.wait()
+        self._signal(signal.SIGKILL)  # anything left in its process group
+        self._proc = None
+        _LIVE.discard(self)
+        return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the server (and its process group) and reap it: a crash, for fault tests."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._signal(signal.SIGKILL)
+        proc.wait()
+        self._proc = None
+        _LIVE.discard(self)
+
+    def restart(self, *, hard: bool = False) -> Self:
+        """Stop (or kill, if `hard`) and start again on the same data directory and ports."""
+        if hard:
+            self.kill()
+        else:
+            self.stop()
+        return self.start()
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process (and any children), in bytes."""
+        return rss_bytes_of_group(self._proc.pid) if self.running and self._proc else 0
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.stdout_log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def client(self, **kwargs: Any) -> Any:
+        """A new pymilvus ``MilvusClient`` on this server."""
+        from pymilvus import MilvusClient
+
+        return MilvusClient(uri=self.uri, **kwargs)
+
+    def __enter__(self) -> Self:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uri} pid={self.pid} dir={self.base_dir}>"
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _load_or_pick_ports(self, port: int | None, *, repick: bool = False) -> dict[str, int]:
+        names = self.port_names()
+        if not repick and self._ports_file.exists():
+            saved = {k: int(v) for k, v in json.loads(self._ports_file.read_text()).items()}
+            if set(saved) >= set(names) and (port is None or saved["port"] == port):
+                return saved
+        picked = dict(zip(names, free_ports(len(names)), strict=True))
+        if port is not None:
+            picked["port"] = port
+        self._ports_file.write_text(json.dumps(picked, indent=1))
+        return picked
+
+    def _start_once(self) -> None:
+        busy = [f"{k}={v}" for k, v in self.ports.items() if not port_is_free(v)]
+        if busy:
+            raise ServerStartError(f"{self.kind}: ports already in use: {', '.join(busy)}")
+        self.prepare()
+        began = time.monotonic()
+        command = self.command()
+        if threading.current_thread() is threading.main_thread():
+            # PDEATHSIG follows the spawning *thread*: only from the main thread.
+            command = [sys.executable, "-c", _PDEATHSIG_EXEC, str(os.getpid()), *command]
+        with self.stdout_log.open("ab") as out:
+            out.write(f"\n==== start {time.strftime('%H:%M:%S')} {command}\n".encode())
+            out.flush()
+            self._proc = subprocess.Popen(
+                command,
+                cwd=self.base_dir,
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: killpg reaches everything it spawns
+            )
+        _LIVE.add(self)
+        try:
+            wait_until_ready(self.uri, began + self.ready_timeout, alive=lambda: self.running)
+        except ServerStartError as exc:
+            code = self._proc.poll() if self._proc else None
+            self.kill()
+            raise ServerStartError(
+                f"{self.kind} in {self.base_dir} did not start (exit code {code}): {exc}\n"
+                f"--- {self.stdout_log} ---\n{self.log_tail()}"
+            ) from exc
+        self.start_seconds = time.monotonic() - began
+        self.starts += 1
+
+    def _signal(self, sig: signal.Signals) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError):
+                if proc.poll() is None:
+                    proc.send_signal(sig)
+
+
+# --------------------------------------------------------------------------------------------
+# Milvus 2.3 standalone (PyPI `milvus`)
+
+
+def milvus_binary_dir() -> Path:
+    """Unpack the Go binary and libraries bundled (lzma'd) in the `milvus` package, once.
+
+    Cached in ``$VECTORQL_MILVUS_BIN_DIR`` or ``$XDG_CACHE_HOME/vectorql/milvus-<version>/bin``
+    (unpacking takes about 5 s and 250 MB); safe against concurrent test runs.
+    """
+    import milvus
+
+    version = str(milvus.__version__)
+    source = Path(milvus.__file__).parent / "data" / "bin"
+    explicit = os.environ.get("VECTORQL_MILVUS_BIN_DIR")
+    if explicit:
+        target = Path(explicit)
+    else:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        target = cache / "vectorql" / f"milvus-{version}" / "bin"
+    stamp = target / ".complete"
+    if stamp.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".bin-", dir=target.parent))
+    for packed in sorted(source.glob("*.lzma")):
+        unpacked = staging / packed.name.removesuffix(".lzma")
+        with lzma.open(packed) as src, unpacked.open("wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+        unpacked.chmod(0o755)
+    (staging / ".complete").write_text(version)
+    try:
+        staging.rename(target)
+    except OSError:  # another run finished first, or a stale incomplete dir: keep theirs if whole
+        if not stamp.exists():
+            import shutil
+
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        else:
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+class MilvusStandalone(MilvusProcess):
+    """Milvus 2.3.x standalone: the binary from the PyPI package ``milvus``, run directly.
+
+    All components advertise 127.0.0.1; embedded etcd (client and peer), the gRPC ports and the
+    metrics/healthz port are free ports. Milvus 2.3 still *binds* its gRPC and metrics ports on
+    all interfaces (hard-coded ``":port"``); only etcd is loopback-only.
+    """
+
+    kind = "milvus-standalone"
+    stop_signal = signal.SIGTERM
+
+    def __init__(
+        self,
+        base_dir: Path | str,
+        port: int | None = None,
+        *,
+        ready_timeout: float = 120.0,
+        stop_timeout: float = 15.0,
+        graceful_stop_seconds: int = 5,
+        log_level: str = "info",
+        extra_config: Mapping[str, Any] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.graceful_stop_seconds = graceful_stop_seconds
+        self.log_level = log_level
+        self.extra_config = dict(extra_config or {})
+        self._template_keys: tuple[str, ...] | None = None
+        super().__init__(
+            base_dir,
+            port,
+            ready_timeout=ready_timeout,
+            stop_timeout=stop_timeout,
+            extra_env=extra_env,
+        )
+        self.bin_dir = milvus_binary_dir()
+
+    @staticmethod
+    def _config() -> Any:
+        from milvus import MilvusServerConfig
+
+        return MilvusServerConfig()
+
+    def port_names(self) -> tuple[str, ...]:
+        if self._template_keys is None:
+            keys = self._config().configurable_items
+            self._template_keys = tuple(
+                k for k in keys if k.endswith("_port") and k != "proxy_port"
+            )
+        return ("port", *self._template_keys, *_EXTRA_STANDALONE_PORTS)
+
+    @property
+    def config_dir(self) -> Path:
+        return self.base_dir / "configs"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.ports['metrics_port']}"
+
+    def prepare(self) -> None:
+        cfg = self._config()
+        cfg.update(data_dir=str(self.base_dir))
+        for name, value in self.ports.items():
+            if name not in _EXTRA_STANDALONE_PORTS:
+                cfg.set("proxy_port" if name == "port" else name, value)
+        cfg.set("etcd_log_level", "warn")
+        settings: dict[str, Any] = {f"{c}.ip": self.host for c in STANDALONE_COMPONENTS}
+        settings["common.gracefulStopTimeout"] = self.graceful_stop_seconds
+        settings["log.level"] = self.log_level
+        settings["log.stdout"] = "false"  # the log files are in logs/; panics still reach stdout
+        settings.update(self.extra_config)
+        for key, value in settings.items():
+            cfg.set(key, value)
+        cfg.resolve_storage()  # data/, logs/, configs/ under base_dir
+        # (not cfg.resolve(): it test-binds every port without SO_REUSEADDR and so fails on a
+        # restart while the old process's connections are in TIME_WAIT)
+        cfg.write_config()
+        etcd, peer = self.ports["etcd_port"], self.ports["etcd_peer_port"]
+        (self.config_dir / "embedEtcd.yaml").write_text(
+            "name: default\n"
+            f"listen-client-urls: http://{self.host}:{etcd}\n"
+            f"advertise-client-urls: http://{self.host}:{etcd}\n"
+            f"listen-peer-urls: http://{self.host}:{peer}\n"
+            f"initial-advertise-peer-urls: http://{self.host}:{peer}\n"
+            f"initial-cluster: default=http://{self.host}:{peer}\n"
+        )
+
+    def command(self) -> list[str]:
+        return [str(self.bin_dir / "milvus"), "run", "standalone"]
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        lib_path = env.get("LD_LIBRARY_PATH", "")
+        env.update(
+            DEPLOY_MODE="STANDALONE",
+            METRICS_PORT=str(self.ports["metrics_port"]),
+            MILVUS_RUN_DIR=str(self.base_dir / "run"),
+            MILVUSCONF=str(self.config_dir),
+            # without this, embedded etcd listens on the fixed 2379/2380 of all test runs
+            ETCD_CONFIG_PATH=str(self.config_dir / "embedEtcd.yaml"),
+            LD_LIBRARY_PATH=f"{self.bin_dir}:{lib_path}" if lib_path else str(self.bin_dir),
+        )
+        return env
+
+
+def start_milvus_standalone(
+    base_dir: Path | str,
+    port: int | None = None,
+    **kwargs: Any,
+) -> MilvusStandalone:
+    """Start Milvus 2.3 standalone in `base_dir` (on a free port unless `port`), wait until ready."""
+    return MilvusStandalone(base_dir, port, **kwargs).start()
+
+
+# --------------------------------------------------------------------------------------------
+# Milvus Lite gRPC server
+
+
+class MilvusLiteServer(MilvusProcess):
+    """``milvus-lite server --data-dir <base_dir>/data --host 127.0.0.1 --port P``.
+
+    Stopped with SIGINT (its graceful path: drain for up to 5 s, close the DB); SIGTERM would end
+    it without closing the DB.
+    """
+
+    kind = "milvus-lite-server"
+    stop_signal = signal.SIGINT
+
+    def __init__(
+        self,
+        base_dir: Path | str,
+        port: int | None = None,
+        *,
+        ready_timeout: float = 60.0,
+        stop_timeout: float = 15.0,
+        max_workers: int = 10,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.max_workers = max_workers
+        super().__init__(
+            base_dir,
+            port,
+            ready_timeout=ready_timeout,
+            stop_timeout=stop_timeout,
+            extra_env=extra_env,
+        )
+        self.data_dir = self.base_dir / "data"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "milvus_lite",
+            "server",
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--max-workers",
+            str(self.max_workers),
+        ]
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), "PYTHONUNBUFFERED": "1"}
+
+
+def start_milvus_lite_server(
+    base_dir: Path | str,
+    port: int | None = None,
+    **kwargs: Any,
+) -> MilvusLiteServer:
+    """Start ``milvus-lite server`` on `base_dir`/data (free port unless `port`), wait until ready."""
+    return MilvusLiteServer(base_dir, port, **kwargs).start()
+
+
+def milvus_lite_db_uri(base_dir: Path | str, name: str = "milvus.db") -> str:
+    """URI for in-process Milvus Lite (one process per file): a ``.db`` path in `base_dir`."""
+    return str(Path(base_dir).resolve() / name)
+
+
+# --------------------------------------------------------------------------------------------
+# Self-check: python -m tests.servers
+
+
+def smoke_test(uri: str, collection: str = "servers_smoke") -> dict[str, float]:
+    """Create, upsert, index, search, count and drop a small collection; return timings (s)."""
+    import random
+
+    from pymilvus import DataType, MilvusClient
+
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    client = MilvusClient(uri=uri, timeout=30)
+    try:
+        if client.has_collection(collection):
+            client.drop_collection(collection)
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        schema.add_field("tenant", DataType.VARCHAR, max_length=64, is_partition_key=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=16)
+        index = client.prepare_index_params()
+        index.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 8, "efConstruction": 64})
+        client.create_collection(collection, schema=schema, index_params=index)
+        timings["create+load"] = time.monotonic() - t0
+        rng = random.Random(7)
+        rows = [
+            {"id": f"r{i}", "tenant": f"t{i % 3}", "vector": [rng.random() for _ in range(16)]}
+            for i in range(500)
+        ]
+        t = time.monotonic()
+        client.upsert(collection, rows)
+        client.flush(collection)
+        timings["upsert+flush"] = time.monotonic() - t
+        t = time.monotonic()
+        hits = client.search(
+            collection,
+            data=[rows[0]["vector"]],
+            limit=3,
+            filter='tenant == "t0"',
+            consistency_level="Strong",
+        )
+        timings["search"] = time.monotonic() - t
+        if hits[0][0]["id"] != "r0":
+            raise AssertionError(f"unexpected top hit: {hits[0][0]}")
+        count = client.query(
+            collection, filter="", output_fields=["count(*)"], consistency_level="Strong"
+        )
+        if count[0]["count(*)"] != 500:
+            raise AssertionError(f"count(*) = {count}")
+        client.drop_collection(collection)
+    finally:
+        client.close()
+    timings["total"] = time.monotonic() - t0
+    return timings
+
+
+def _self_check() -> int:
+    def fmt(timings: Mapping[str, float]) -> str:
+        return ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items())
+
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="vectorql-servers-") as tmp:
+        root = Path(tmp)
+
+        t = time.monotonic()
+        print(f"milvus-lite in-process: {fmt(smoke_test(milvus_lite_db_uri(root)))}")
+        print(f"  (whole: {time.monotonic() - t:.2f} s)")
+
+        starters: list[tuple[str, Any]] = [
+            ("milvus-lite server", start_milvus_lite_server),
+            ("milvus standalone", start_milvus_standalone),
+        ]
+        for label, starter in starters:
+            try:
+                server: MilvusProcess = starter(root / label.replace(" ", "-"))
+            except Exception as exc:
+                failures += 1
+                print(f"{label}: FAILED to start: {exc}")
+                continue
+            try:
+                print(
+                    f"{label}: {server.uri} pid {server.pid} started in "
+                    f"{server.start_seconds:.2f} s, RSS {server.rss_bytes() / 2**20:.0f} MiB"
+                )
+                print(f"  smoke: {fmt(smoke_test(server.uri))}")
+                print(f"  RSS after smoke {server.rss_bytes() / 2**20:.0f} MiB")
+                server.restart()
+                print(f"  restart (stop+start) ready in {server.start_seconds:.2f} s")
+                server.restart(hard=True)
+                print(f"  restart after SIGKILL ready in {server.start_seconds:.2f} s")
+            except Exception as exc:
+                failures += 1
+                print(f"{label}: FAILED: {type(exc).__name__}: {exc}")
+            finally:
+                t = time.monotonic()
+                code = server.stop()
+                print(f"  stopped in {time.monotonic() - t:.2f} s (exit code {code})")
+    print("self-check", "FAILED" if failures else "OK")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_self_check())

@@ -1,0 +1,197 @@
+"""The GraphiQL page loads only vendored assets, which are present, intact and licensed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import graphql
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.testclient import TestClient
+
+from graph.graphiql import (
+    ASSETS,
+    DEFAULT_HEADERS,
+    EXAMPLE_QUERIES,
+    assets_directory,
+    graphiql_html,
+)
+
+# The one http URL allowed in the page: the SVG namespace of the inline favicon (never fetched).
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+
+CONTRACT_EXAMPLES = (
+    'mutation { createCollection(input: {name: "articles", dimension: 4, metric: COSINE, '
+    'fields: [{name: "category", type: STRING}, {name: "year", type: INT}]}) { name dimension } }',
+    'mutation { upsertRecords(collection: "articles", records: [{id: "a1", '
+    'vector: [0.1, 0.2, 0.3, 0.4], metadata: {category: "news", year: 2024}, text: "hello"}]) '
+    "{ upserted ids } }",
+    'query { search(collection: "articles", vector: [0.1, 0.2, 0.3, 0.4], topK: 5, '
+    'where: {field: "year", gte: 2020}) { hits { id score record { metadata text } } tookMs } }',
+)
+
+LICENSES = ("react", "react-dom", "js-cookie", "graphiql", "plugin-explorer", "graphiql-explorer")
+
+
+class _Refs(HTMLParser):
+    """Every URL the page makes the browser load: (url, integrity or None)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        for name in ("src", "href"):
+            url = found.get(name)
+            if url is not None:
+                self.refs.append((url, found.get("integrity")))
+
+
+def _refs(page: str) -> list[tuple[str, str | None]]:
+    parser = _Refs()
+    parser.feed(page)
+    return parser.refs
+
+
+def _local_refs(page: str, assets_path: str) -> list[tuple[str, str | None]]:
+    refs = [(url, sri) for url, sri in _refs(page) if not url.startswith("data:")]
+    assert refs, "the page references no asset"
+    for url, _ in refs:
+        assert url.startswith(assets_path + "/"), url
+    return refs
+
+
+def _config(page: str) -> dict[str, object]:
+    match = re.search(r"const CONFIG = (\{.*?\n\s*\});\n", page, re.DOTALL)
+    assert match is not None
+    config = json.loads(match.group(1))
+    assert isinstance(config, dict)
+    return config
+
+
+def _sri(path: Path) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(path.read_bytes()).digest()).decode()
+
+
+def test_page_has_no_remote_url() -> None:
+    page = graphiql_html()
+    urls = set(re.findall(r"(?i)(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[^\s\"'<>%]*", page))
+    assert urls <= {SVG_NAMESPACE, SVG_NAMESPACE.removeprefix("http:")}, urls
+    assert "unpkg" not in page
+    assert "cdn" not in page.lower()
+    for url, _ in _refs(page):
+        assert url.startswith(("/graphiql-assets/", "data:")), url
+
+
+def test_every_referenced_asset_exists_with_the_declared_integrity() -> None:
+    root = assets_directory()
+    refs = _local_refs(graphiql_html(), "/graphiql-assets")
+    assert len(refs) == len(ASSETS)
+    for url, integrity in refs:
+        path = root / url.removeprefix("/graphiql-assets/")
+        assert path.is_file(), path
+        assert integrity is not None, url
+        assert _sri(path) == integrity, url
+
+
+def test_every_vendored_script_and_stylesheet_is_used() -> None:
+    root = assets_directory()
+    vendored = {
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix in {".js", ".css"}
+    }
+    assert vendored == {asset.path for asset in ASSETS}
+
+
+def test_licences_and_readme_present() -> None:
+    root = assets_directory()
+    for name in LICENSES:
+        text = (root / "LICENSES" / f"{name}.LICENSE").read_text()
+        assert "MIT License" in text, name
+        assert "Permission is hereby granted" in text, name
+    readme = (root / "README.md").read_text()
+    for pin in ("react@18.2.0", "react-dom@18.2.0", "graphiql@3.8.3", "plugin-explorer@1.0.2"):
+        assert pin in readme
+    assert "scripts/vendor_graphiql.sh" in readme
+    script = root.parents[2] / "scripts" / "vendor_graphiql.sh"
+    if script.parent.is_dir():  # absent from an installed wheel
+        assert script.is_file()
+
+
+def test_assets_path_and_endpoint_are_configurable() -> None:
+    page = graphiql_html(endpoint="/api/graphql", assets_path="/static/gq/")
+    refs = _local_refs(page, "/static/gq")
+    assert len(refs) == len(ASSETS)
+    assert _config(page)["endpoint"] == "/api/graphql"
+
+
+def test_examples_are_the_contract_operations_as_tabs() -> None:
+    def normalized(source: str) -> list[tuple[str, str]]:
+        """Operation type and selections, ignoring comments, layout and operation names."""
+        document = graphql.parse(source, no_location=True)
+        return [
+            (d.operation.value, graphql.print_ast(d.selection_set))
+            for d in document.definitions
+            if isinstance(d, graphql.OperationDefinitionNode)
+        ]
+
+    config = _config(graphiql_html())
+    assert config["tabs"] == list(EXAMPLE_QUERIES)
+    assert [normalized(q) for q in EXAMPLE_QUERIES] == [normalized(q) for q in CONTRACT_EXAMPLES]
+
+
+def test_headers_editor_enabled_and_prefilled() -> None:
+    page = graphiql_html()
+    config = _config(page)
+    assert json.loads(str(config["defaultHeaders"])) == {"Authorization": "Bearer <your key>"}
+    assert config["defaultHeaders"] == DEFAULT_HEADERS
+    assert config["persistHeaders"] is True
+    assert "isHeadersEditorEnabled: true" in page
+    assert "shouldPersistHeaders: CONFIG.persistHeaders" in page
+    assert "defaultHeaders: CONFIG.defaultHeaders" in page
+    assert "subscriptionUrl" not in page
+    assert "ws:" not in page
+
+
+def test_values_cannot_break_out_of_the_script() -> None:
+    evil = "</script><script>alert(1)</script><!-- \u2028"
+    page = graphiql_html(default_query=evil, endpoint=evil, tabs=[evil])
+    assert "<script>alert(1)" not in page
+    assert "\u2028" not in page
+    config = _config(page)
+    assert config["defaultQuery"] == evil
+    assert config["endpoint"] == evil
+    assert config["tabs"] == [evil]
+
+
+@pytest.mark.parametrize("headers", ["not json", "[1, 2]", '"Bearer x"'])
+def test_default_headers_must_be_a_json_object(headers: str) -> None:
+    with pytest.raises(ValueError, match="default_headers"):
+        graphiql_html(default_headers=headers)
+
+
+def test_served_page_and_every_asset_return_200() -> None:
+    app = FastAPI()
+    app.mount("/graphiql-assets", StaticFiles(directory=assets_directory()), name="graphiql")
+
+    @app.get("/graphql", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(graphiql_html())
+
+    client = TestClient(app)
+    response = client.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    refs = _local_refs(response.text, "/graphiql-assets")
+    for url, _ in refs:
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert asset.headers["content-type"].startswith(
+            "text/css" if url.endswith(".css") else "text/javascript"
+        ), url
