@@ -7,9 +7,12 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from strawberry.fastapi import GraphQLRouter
 
 from graph.context import Context
+from graph.graphiql import assets_directory, graphiql_html
 from graph.health import health_router
 from graph.schema import build_schema
 from graph.settings import Settings
@@ -27,6 +30,16 @@ def store_config(settings: Settings) -> StoreConfig:
         sql_pool_size=settings.sql_pool_size,
         flush_threshold=settings.flush_threshold,
     )
+
+
+ASSETS_PATH = "/graphiql-assets"
+
+
+class VectorqlRouter(GraphQLRouter[Context, None]):
+    """Serves GraphiQL from vectorql's own static files (no CDN: it works offline)."""
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(graphiql_html(endpoint=request.url.path, assets_path=ASSETS_PATH))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -57,13 +70,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def get_context(request: Request) -> Context:
         return Context(store=request.app.state.store, settings=settings)
 
-    graphql = GraphQLRouter(
+    graphql = VectorqlRouter(
         build_schema(),
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         allow_queries_via_get=False,
     )
     app.include_router(graphql, prefix="/graphql")
+    if settings.graphiql_enabled:
+        app.mount(ASSETS_PATH, StaticFiles(directory=assets_directory()), name="graphiql-assets")
     app.include_router(health_router())
     return app
 

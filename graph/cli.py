@@ -15,7 +15,7 @@ cli = typer.Typer(help="vectorql: a GraphQL API for embeddings.", no_args_is_hel
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment plus command-line overrides; exit 2 with one line if invalid."""
+    """Settings from the environment and CLI overrides; exits 2 with one line if invalid."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**given)  # type: ignore[arg-type]
@@ -37,9 +37,9 @@ def serve(
     settings = load_settings(host=host, port=port, workers=workers)
     if settings.workers > 1 and settings.milvus_is_lite_file:
         typer.echo(
-            "vectorql: --workers > 1 needs a Milvus server: a Milvus Lite file opens in one process "
-            "only. Run `milvus-lite server --data-dir ./data/milvus` (or Milvus standalone) and set "
-            f"{ENV_PREFIX}MILVUS_URI=http://127.0.0.1:19530.",
+            "vectorql: --workers > 1 needs a Milvus server: a Milvus Lite file opens in one "
+            "process only. Run `milvus-lite server --data-dir ./data/milvus` (or Milvus "
+            f"standalone) and set {ENV_PREFIX}MILVUS_URI=http://127.0.0.1:19530.",
             err=True,
         )
         raise typer.Exit(2)
@@ -68,3 +68,7 @@ def schema() -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

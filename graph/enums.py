@@ -1,15 +1,21 @@
-"""GraphQL enums: the store's enums, exposed under the contract's names."""
+"""GraphQL enums: the store's own enums, registered with Strawberry under the contract's names.
+
+Import this module before using the enums in Strawberry types (``graph.types`` and
+``graph.inputs`` do), so the store's enum classes carry their GraphQL definitions.
+"""
 
 from __future__ import annotations
 
 import strawberry
 
-from store import records
+from store.records import Consistency, FieldType, IndexType, Metric
 
-Metric = strawberry.enum(records.Metric, description="Similarity metric of a collection.")
-IndexType = strawberry.enum(records.IndexType, description="Milvus vector index type.")
-FieldType = strawberry.enum(records.FieldType, description="Type of a declared metadata field.")
-Consistency = strawberry.enum(
-    records.Consistency,
+strawberry.enum(Metric, description="Similarity metric of a collection.")
+strawberry.enum(IndexType, description="Milvus vector index type.")
+strawberry.enum(FieldType, description="Type of a declared metadata field.")
+strawberry.enum(
+    Consistency,
     description="Milvus read consistency; SESSION (default) reads this server's own writes.",
 )
+
+__all__ = ["Consistency", "FieldType", "IndexType", "Metric"]

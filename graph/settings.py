@@ -1,5 +1,6 @@
-"""Settings from ``VECTORQL_*`` environment variables (and ``.env``). Built by the CLI or by tests;
-never instantiated at import time."""
+"""Settings from ``VECTORQL_*`` environment variables (and ``.env``).
+
+Built by the CLI or by tests; never instantiated at import time."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ ENV_PREFIX = "VECTORQL_"
 
 
 class Settings(BaseSettings):
-    """Every setting has a working default: the embedded Milvus Lite and SQLite under ``./data/``."""
+    """Every setting has a working default: embedded Milvus Lite and SQLite under ``./data/``."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True

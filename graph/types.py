@@ -84,7 +84,7 @@ class Collection:
             metric=c.metric,
             model=EmbeddingModel.from_record(c.model) if c.model else None,
             fields=[Field.from_record(f) for f in c.fields],
-            index=Index(type=c.index.type, params=dict(c.index.params)),
+            index=Index(type=c.index.type, params=JSON(dict(c.index.params))),
             multi_tenant=c.multi_tenant,
             shards=c.shards,
             created_at=c.created_at,

@@ -14,7 +14,7 @@ async def create_collection(store: Store, spec: CollectionSpec) -> CollectionInf
 
 
 async def list_collections(store: Store) -> list[CollectionInfo]:
-    return await store.collections.list()
+    return await store.collections.all()
 
 
 async def get_collection(store: Store, name: str) -> CollectionInfo | None:

@@ -15,6 +15,7 @@ from datetime import UTC
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from store.errors import Conflict, NotFound, Unavailable
 from store.records import (
@@ -105,7 +106,7 @@ class Collections:
                 raise
         return info
 
-    async def list(self) -> list[CollectionInfo]:
+    async def all(self) -> list[CollectionInfo]:
         async with self._sessions() as session:
             rows = (await session.scalars(select(CollectionRow).order_by(CollectionRow.name))).all()
             return [to_info(r) for r in rows]
@@ -129,8 +130,8 @@ class Collections:
             return False
         await self._vectors.drop_collection(info.milvus_name)
         async with self._sessions() as session, session.begin():
-            await session.execute(delete(RecordRow).where(RecordRow.collection == name))
-            await session.execute(delete(CollectionRow).where(CollectionRow.name == name))
+            await session.execute(delete(RecordRow).where(col(RecordRow.collection) == name))
+            await session.execute(delete(CollectionRow).where(col(CollectionRow.name) == name))
         return True
 
     async def update_index(self, name: str, index: IndexSpec) -> CollectionInfo:
@@ -153,9 +154,9 @@ class Collections:
             return []
         async with self._sessions() as session:
             result = await session.execute(
-                select(RecordRow.collection, RecordRow.state, func.count())
-                .where(RecordRow.collection.in_(list(set(names))))  # type: ignore[attr-defined]
-                .group_by(RecordRow.collection, RecordRow.state)
+                select(col(RecordRow.collection), col(RecordRow.state), func.count())
+                .where(col(RecordRow.collection).in_(list(set(names))))
+                .group_by(col(RecordRow.collection), col(RecordRow.state))
             )
             counts: dict[str, dict[str, int]] = {}
             for collection, state, n in result.all():

@@ -477,12 +477,13 @@ def _quote(value: str) -> str:
 
 
 def _translate(e: MilvusException, what: str) -> Exception:
-    message = getattr(e, "message", None) or str(e)
+    message = str(getattr(e, "message", None) or e)
     if _UNAVAILABLE_HINTS.search(message) or getattr(e, "code", None) in (1, 2, 4, 14):
         return Unavailable(f"Milvus {what} failed: {message}")
     if "dimension" in message.lower() or "invalid" in message.lower():
         return InvalidInput(f"Milvus rejected {what}: {message}")
-    return e
+    unexpected: Exception = e
+    return unexpected
 
 
 def _redact(uri: str) -> str:

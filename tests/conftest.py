@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,6 @@ async def api(database_url: str, milvus_lite_uri: str) -> AsyncIterator[Api]:
 
 
 @pytest.fixture
-def name() -> Iterator[str]:
+def name() -> str:
     """A fresh collection name for one test."""
-    yield f"t_{uuid.uuid4().hex[:12]}"
+    return f"t_{uuid.uuid4().hex[:12]}"

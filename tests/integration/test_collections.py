@@ -193,7 +193,8 @@ async def test_update_index_rebuilds_and_keeps_data(api: Api, name: str) -> None
     assert await api.store.vectors.count(f"vq_{name}") == 20
 
     error = await api.error(
-        """mutation($c: String!) { updateIndex(collection: $c, index: {type: HNSW, params: {M: 1}}) {
+        """mutation($c: String!) {
+             updateIndex(collection: $c, index: {type: HNSW, params: {M: 1}}) {
              name } }""",
         {"c": name},
     )
