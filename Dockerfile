@@ -18,10 +18,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     VECTORQL_HOST=0.0.0.0 \
     VECTORQL_PORT=8000
-RUN useradd --system --uid 10001 --user-group --home-dir /app --create-home vectorql
+RUN groupadd --system --gid 10001 vectorql \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --create-home vectorql
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-USER vectorql
+USER 10001:10001
 EXPOSE 8000
 # Liveness only (the process answers); docker-compose.yml checks readiness (/readyz) instead.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -48,13 +49,23 @@ def create_app(settings: Settings) -> FastAPI:
         store = await Store.open(store_config(settings), connect_milvus=False)
         try:
             await store.vectors.connect()
+            await store.load_collections()
         except Unavailable as e:
             # Start anyway: /readyz reports it and calls retry the connection.
             log.warning("Milvus is not reachable at start-up: %s", e)
         app.state.store = store
+        reconciler = None
+        if settings.reconcile_interval > 0:
+            reconciler = asyncio.create_task(
+                store.reconciler.run_forever(settings.reconcile_interval), name="reconciler"
+            )
         try:
             yield
         finally:
+            if reconciler is not None:
+                reconciler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reconciler
             await store.close()
 
     app = FastAPI(

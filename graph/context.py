@@ -8,6 +8,7 @@ import strawberry
 from strawberry.fastapi import BaseContext
 
 from graph.settings import Settings
+from resolvers.limits import Limits
 from store import Store
 from store.loaders import Loaders
 
@@ -21,6 +22,21 @@ class Context(BaseContext):
     def __post_init__(self) -> None:
         super().__init__()
         self.loaders = Loaders(self.store)
+
+    @property
+    def limits(self) -> Limits:
+        return limits_from(self.settings)
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_batch_size=settings.max_batch_size,
+        max_top_k=settings.max_top_k,
+        max_search_batch=settings.max_search_batch,
+        max_filter_depth=settings.max_filter_depth,
+        max_filter_list=settings.max_filter_list,
+        max_page_size=settings.max_page_size,
+    )
 
 
 Info = strawberry.Info[Context, None]

@@ -6,7 +6,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graph.enums import FieldType, IndexType, Metric
+from graph.scalars import ParsedVector, Vector
 from store.errors import InvalidInput
+from store.ingest import IncomingRecord
 from store.records import CollectionSpec, FieldSpec, IndexSpec, ModelSpec
 
 
@@ -81,4 +83,33 @@ class CreateCollectionInput:
             index=self.index.to_spec() if self.index else IndexSpec(),
             multi_tenant=self.multi_tenant,
             shards=self.shards,
+        )
+
+
+@strawberry.input(description="A record to upsert.")
+class RecordInput:
+    vector: Vector = strawberry.field(description="List of floats or base64 float32.")
+    id: strawberry.ID | None = strawberry.field(
+        default=None, description="Absent: a UUID is generated. At most 256 characters."
+    )
+    metadata: JSON | None = strawberry.field(
+        default=None,
+        description="Declared fields are type-checked; undeclared keys are kept (SQL only).",
+    )
+    text: str | None = None
+    tenant: str | None = strawberry.field(
+        default=None, description="Required exactly when the collection is multi-tenant."
+    )
+
+    def to_incoming(self) -> IncomingRecord:
+        parsed = self.vector
+        if not isinstance(parsed, ParsedVector):  # pragma: no cover - the scalar always parses
+            parsed = ParsedVector(None, "vector could not be parsed")
+        return IncomingRecord(
+            vector=parsed.array,
+            vector_error=parsed.error,
+            id=str(self.id) if self.id is not None else None,
+            metadata=self.metadata,
+            text=self.text,
+            tenant=self.tenant,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NewType
+from typing import TYPE_CHECKING, Any, NewType, TypeAlias
 
 import numpy as np
 import strawberry
@@ -36,15 +36,23 @@ def _serialize(value: Any) -> list[float]:
     return [float(x) for x in value]
 
 
-Vector = strawberry.scalar(
-    NewType("Vector", object),
-    name="Vector",
-    description=(
-        "A vector: a JSON list of numbers, or a base64 string of little-endian float32 values "
-        "(the compact form for large batches). Output vectors are lists of floats."
-    ),
-    serialize=_serialize,
-    parse_value=_parse,
-)
+def _vector_scalar() -> Any:
+    return strawberry.scalar(
+        NewType("Vector", object),
+        name="Vector",
+        description=(
+            "A vector: a JSON list of numbers, or a base64 string of little-endian float32 values "
+            "(the compact form for large batches). Output vectors are lists of floats."
+        ),
+        serialize=_serialize,
+        parse_value=_parse,
+    )
+
+
+if TYPE_CHECKING:
+    Vector: TypeAlias = ParsedVector
+else:
+    Vector = _vector_scalar()
+
 
 __all__ = ["JSON", "ParsedVector", "Vector"]

@@ -8,9 +8,9 @@ from strawberry.types import ExecutionContext
 
 from graph.context import Info
 from graph.errors import ErrorMapping, classify
-from graph.inputs import CreateCollectionInput, IndexInput
-from graph.types import Collection
-from resolvers import collections
+from graph.inputs import CreateCollectionInput, IndexInput, RecordInput
+from graph.types import Collection, DeleteResult, Record, UpsertResult
+from resolvers import collections, ingest, records
 
 
 @strawberry.type
@@ -26,6 +26,17 @@ class Query:
     async def collection(self, info: Info, name: str) -> Collection | None:
         found = await collections.get_collection(info.context.store, name)
         return Collection.from_record(found) if found else None
+
+    @strawberry.field(
+        description="One record by id, or null. Multi-tenant collections need tenant."
+    )
+    async def record(
+        self, info: Info, collection: str, id: strawberry.ID, tenant: str | None = None
+    ) -> Record | None:
+        found = await records.get_record(
+            info.context.store, collection=collection, id=str(id), tenant=tenant
+        )
+        return Record.from_record(found) if found else None
 
 
 @strawberry.type
@@ -45,6 +56,42 @@ class Mutation:
     async def update_index(self, info: Info, collection: str, index: IndexInput) -> Collection:
         updated = await collections.update_index(info.context.store, collection, index.to_spec())
         return Collection.from_record(updated)
+
+    @strawberry.mutation(
+        description=(
+            "Insert or replace records by id. atomic: true writes nothing if any record is "
+            "invalid (the error lists each); atomic: false writes the valid ones and lists the "
+            "rest in errors. Idempotent: the same batch twice leaves one copy."
+        )
+    )
+    async def upsert_records(
+        self, info: Info, collection: str, records: list[RecordInput], atomic: bool = True
+    ) -> UpsertResult:
+        outcome = await ingest.upsert_records(
+            info.context.store,
+            collection=collection,
+            records=[r.to_incoming() for r in records],
+            atomic=atomic,
+            limits=info.context.limits,
+        )
+        return UpsertResult.from_record(outcome)
+
+    @strawberry.mutation(description="Delete records by ids; returns how many existed.")
+    async def delete_records(
+        self,
+        info: Info,
+        collection: str,
+        ids: list[strawberry.ID] | None = None,
+        tenant: str | None = None,
+    ) -> DeleteResult:
+        deleted = await ingest.delete_records(
+            info.context.store,
+            collection=collection,
+            ids=[str(i) for i in ids] if ids is not None else None,
+            tenant=tenant,
+            limits=info.context.limits,
+        )
+        return DeleteResult(deleted=deleted)
 
 
 class VectorqlSchema(strawberry.Schema):

@@ -9,7 +9,15 @@ from strawberry.scalars import JSON
 
 from graph.context import Info
 from graph.enums import FieldType, IndexType, Metric
-from store.records import CollectionInfo, FieldSpec, ModelSpec
+from store.codec import from_bytes
+from store.records import (
+    CollectionInfo,
+    FieldSpec,
+    ModelSpec,
+    RecordState,
+    StoredRecord,
+    UpsertOutcome,
+)
 
 
 @strawberry.type(description="The embedding model that made a collection's vectors.")
@@ -90,3 +98,70 @@ class Collection:
             created_at=c.created_at,
             updated_at=c.updated_at,
         )
+
+
+@strawberry.type(description="A stored record: metadata and text from SQL, vector on request.")
+class Record:
+    id: strawberry.ID
+    collection: str
+    metadata: JSON
+    text: str | None
+    tenant: str | None
+    indexed: bool = strawberry.field(description="Written to Milvus (searchable).")
+    created_at: datetime
+    updated_at: datetime
+    raw_vector: strawberry.Private[bytes]
+
+    @strawberry.field(description="The stored vector (float32), as a list of floats.")
+    def vector(self) -> list[float]:
+        return from_bytes(self.raw_vector).tolist()  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_record(cls, r: StoredRecord) -> Record:
+        return cls(
+            id=strawberry.ID(r.id),
+            collection=r.collection,
+            metadata=JSON(r.metadata),
+            text=r.text,
+            tenant=r.tenant,
+            indexed=r.state is RecordState.INDEXED,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            raw_vector=r.vector,
+        )
+
+
+@strawberry.type(description="A record that was not written (atomic: false).")
+class RecordError:
+    index: int = strawberry.field(description="Position in the input list.")
+    id: strawberry.ID | None
+    code: str
+    message: str
+
+
+@strawberry.type(description="What an upsert wrote.")
+class UpsertResult:
+    upserted: int
+    ids: list[strawberry.ID] = strawberry.field(description="Ids written, in input order.")
+    errors: list[RecordError] = strawberry.field(description="Records not written (atomic: false).")
+
+    @classmethod
+    def from_record(cls, outcome: UpsertOutcome) -> UpsertResult:
+        return cls(
+            upserted=outcome.upserted,
+            ids=[strawberry.ID(i) for i in outcome.ids],
+            errors=[
+                RecordError(
+                    index=e.index,
+                    id=strawberry.ID(e.id) if e.id is not None else None,
+                    code=e.code,
+                    message=e.message,
+                )
+                for e in outcome.errors
+            ],
+        )
+
+
+@strawberry.type(description="What a delete removed.")
+class DeleteResult:
+    deleted: int

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 MAX_DIMENSION = 32_768
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class VectorFormatError(ValueError):
@@ -34,9 +35,15 @@ def parse_vector(value: Any) -> np.ndarray:
             if isinstance(item, bool) or not isinstance(item, int | float):
                 raise VectorFormatError(f"vector[{i}] is not a number: {item!r:.40}")
         try:
-            array = np.asarray(value, dtype="<f4")
+            wide = np.asarray(value, dtype=np.float64)
         except (OverflowError, ValueError):
             raise VectorFormatError("vector holds a number out of the float32 range") from None
+        with np.errstate(invalid="ignore"):
+            too_big = np.abs(wide) > FLOAT32_MAX
+        if too_big.any():
+            bad = int(np.argmax(too_big))
+            raise VectorFormatError(f"vector[{bad}] is out of the float32 range ({wide[bad]:g})")
+        array = wide.astype("<f4")
     else:
         raise VectorFormatError("vector must be a list of numbers or a base64 string")
     if array.ndim != 1 or array.size == 0:

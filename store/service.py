@@ -9,6 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store import database
 from store.collections import Collections
+from store.ingest import Writer
+from store.reads import Reader
+from store.reconciler import Reconciler
 from store.vectors import VectorIndex
 
 
@@ -31,6 +34,16 @@ class Store:
         self.sessions: async_sessionmaker[AsyncSession] = database.sessionmaker(engine)
         self.vectors = vectors
         self.collections = Collections(sessions=self.sessions, vectors=vectors)
+        self.writer = Writer(
+            sessions=self.sessions, vectors=vectors, flush_threshold=config.flush_threshold
+        )
+        self.reader = Reader(sessions=self.sessions)
+        self.reconciler = Reconciler(
+            sessions=self.sessions,
+            vectors=vectors,
+            collections=self.collections,
+            writer=self.writer,
+        )
 
     @classmethod
     async def open(cls, config: StoreConfig, *, connect_milvus: bool = True) -> Store:
@@ -51,6 +64,12 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    async def load_collections(self) -> None:
+        """Load every registered collection (Milvus Lite reopens indexed collections unloaded)."""
+        for info in await self.collections.all():
+            if await self.vectors.has_collection(info.name):
+                await self.vectors.ensure_loaded(info.milvus_name)
 
     async def close(self) -> None:
         await self.vectors.close()

@@ -66,3 +66,13 @@ class RecordRow(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+
+
+class LeaseRow(SQLModel, table=True):
+    """A named lease: the process whose ``holder`` is set may run the job until ``expires_at``."""
+
+    __tablename__ = "vq_lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=255)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -277,6 +277,11 @@ class VectorIndex:
 
         await self._run(rebuild, "update_index")
 
+    async def list_collections(self) -> list[str]:
+        client = await self._connected()
+        names = await self._run(partial(client.list_collections, timeout=self.timeout), "list")
+        return [str(n) for n in names]
+
     async def ensure_loaded(self, mname: str) -> None:
         client = await self._connected()
         await self._run(partial(client.load_collection, mname, timeout=self.timeout), "load")

@@ -89,7 +89,8 @@ def to_milvus_template(
     path: str = "where",
 ) -> tuple[str, dict[str, Any]]:
     """The expression with ``{p0}``, ``{p1}``, ... placeholders and its ``filter_params``, for
-    servers with filter templating (Milvus 2.5+). Field names stay literal: they are the schema's."""
+    servers with filter templating (Milvus 2.5+). Field names stay literal (they come from the
+    schema); every filter value, ``like`` patterns included, is a parameter."""
     renderer = _TemplateRenderer(fields, like)
     expr = renderer.render(f, path)
     if renderer.problems:

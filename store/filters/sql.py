@@ -35,6 +35,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlmodel import col
 
 from store.filters.tree import (
     ID_FIELD,
@@ -148,23 +149,26 @@ class _Compiler:
 
 
 def _compare(column: ColumnElement[Any], op: Op, value: Any) -> ColumnElement[bool]:
+    expr: ColumnElement[bool]
     if op is Op.EQ:
-        return column == value
-    if op is Op.NE:
-        return column != value
-    if op is Op.GT:
-        return column > value
-    if op is Op.GTE:
-        return column >= value
-    if op is Op.LT:
-        return column < value
-    if op is Op.LTE:
-        return column <= value
-    if op is Op.IN:
-        return column.in_(value)
-    if op is Op.NOT_IN:
-        return column.not_in(value)
-    raise ValueError(f"no SQL comparison for {op.value}")  # pragma: no cover
+        expr = column == value
+    elif op is Op.NE:
+        expr = column != value
+    elif op is Op.GT:
+        expr = column > value
+    elif op is Op.GTE:
+        expr = column >= value
+    elif op is Op.LT:
+        expr = column < value
+    elif op is Op.LTE:
+        expr = column <= value
+    elif op is Op.IN:
+        expr = column.in_(list(value))
+    elif op is Op.NOT_IN:
+        expr = column.not_in(list(value))
+    else:  # pragma: no cover - parse_filter only lets these through
+        raise ValueError(f"no SQL comparison for {op.value}")
+    return expr
 
 
 class _SQLite(_Compiler):
@@ -175,7 +179,7 @@ class _SQLite(_Compiler):
         return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     def extract(self, name: str, type_: Any) -> ColumnElement[Any]:
-        return func.json_extract(RecordRow.meta, self.path(name), type_=type_)
+        return func.json_extract(col(RecordRow.meta), self.path(name), type_=type_)
 
     def present(self, name: str) -> ColumnElement[bool]:
         return self.extract(name, Text).is_not(None)
@@ -188,12 +192,12 @@ class _SQLite(_Compiler):
 
     def is_bool(self, name: str, value: bool) -> ColumnElement[bool]:
         # json_extract turns JSON booleans into 1/0; json_type still tells true from false.
-        kind = func.json_type(RecordRow.meta, self.path(name), type_=Text)
+        kind = func.json_type(col(RecordRow.meta), self.path(name), type_=Text)
         return kind == ("true" if value else "false")
 
     def list_has(self, name: str, op: Op, values: tuple[str, ...]) -> ColumnElement[bool]:
         def any_of(wanted: Sequence[str]) -> ColumnElement[bool]:
-            items = func.json_each(RecordRow.meta, self.path(name)).table_valued("value")
+            items = func.json_each(col(RecordRow.meta), self.path(name)).table_valued("value")
             match = items.c.value == wanted[0] if len(wanted) == 1 else items.c.value.in_(wanted)
             return exists(select(literal(1)).select_from(items).where(match))
 
@@ -202,7 +206,7 @@ class _SQLite(_Compiler):
         return any_of(values)
 
     def id_column(self) -> ColumnElement[str]:
-        return RecordRow.__table__.c.id
+        return col(RecordRow.id).collate("BINARY")  # the default, said outright
 
     def like(self, column: ColumnElement[str], pattern: LikePattern) -> ColumnElement[bool]:
         glob = pattern.render(escape=_GLOB_ESCAPES, any_="*", one="?")
@@ -213,7 +217,7 @@ class _PostgreSQL(_Compiler):
     """JSONB: ``->>`` gives SQL NULL for a missing key and for JSON null alike."""
 
     def doc(self) -> ColumnElement[Any]:
-        return type_coerce(RecordRow.__table__.c.metadata, JSONB())
+        return type_coerce(col(RecordRow.meta), JSONB())
 
     def element(self, name: str) -> ColumnElement[Any]:
         return self.doc().op("->", return_type=JSONB())(literal(name, Text))
@@ -242,7 +246,7 @@ class _PostgreSQL(_Compiler):
         return element.op(operator, return_type=Boolean)(literal(list(values), ARRAY(Text)))
 
     def id_column(self) -> ColumnElement[str]:
-        return RecordRow.__table__.c.id.collate("C")
+        return col(RecordRow.id).collate("C")
 
     def like(self, column: ColumnElement[str], pattern: LikePattern) -> ColumnElement[bool]:
         escaped = pattern.render(escape=_LIKE_ESCAPES, any_="%", one="_")

@@ -1,0 +1,330 @@
+"""Ingestion: validation of a whole batch, then the write protocol of design.md section 3.
+
+1. Validate every record (nothing is written while any record of an atomic batch is invalid).
+2. One SQL transaction upserts the rows as ``pending`` with a new revision.
+3. Milvus upserts the batch (upsert, never insert: a retry never duplicates).
+4. Rows are marked ``indexed`` where their revision is still the one written.
+If step 3 fails, rows stay ``pending`` and ``Unavailable`` says so; the reconciler finishes the job.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, delete, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from store.errors import InvalidInput, Problem, Unavailable
+from store.fields import FieldValueError, _check_json, canonical
+from store.records import CollectionInfo, RecordData, RecordError, RecordState, UpsertOutcome
+from store.tables import RecordRow, utcnow
+from store.vectors import ID_MAX_LENGTH, TENANT_MAX_LENGTH, VectorIndex
+
+SQL_CHUNK = 500
+MILVUS_CHUNK = 1000
+TEXT_MAX_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRecord:
+    """A record as a client sent it, before validation. ``vector_error`` says why the vector
+    could not be parsed (it is then ``None``)."""
+
+    vector: np.ndarray | None
+    id: str | None = None
+    metadata: Any = None
+    text: str | None = None
+    tenant: str | None = None
+    vector_error: str | None = None
+
+
+def check_identifier(value: Any, *, what: str, max_length: int) -> str | None:
+    """Why ``value`` is not a usable id or tenant, or None when it is."""
+    if not isinstance(value, str):
+        return f"{what} must be a string"
+    if not value:
+        return f"{what} must not be empty"
+    if len(value) > max_length:
+        return f"{what} longer than {max_length} characters"
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        return f"{what} contains control characters"
+    return None
+
+
+def validate_records(
+    info: CollectionInfo, incoming: Sequence[IncomingRecord]
+) -> tuple[list[tuple[int, RecordData]], list[Problem]]:
+    """Check every record; returns the valid ones (with their input index) and every problem."""
+    valid: list[tuple[int, RecordData]] = []
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for index, rec in enumerate(incoming):
+        reasons: list[str] = []
+        record_id = rec.id
+        if record_id is None:
+            record_id = str(uuid.uuid4())
+        else:
+            reason = check_identifier(record_id, what="id", max_length=ID_MAX_LENGTH)
+            if reason:
+                reasons.append(reason)
+            elif record_id in seen:
+                reasons.append(f"duplicate id (also record {seen[record_id]})")
+        if rec.vector is None:
+            reasons.append(rec.vector_error or "vector is missing")
+        elif rec.vector.shape[0] != info.dimension:
+            reasons.append(f"vector dimension is {rec.vector.shape[0]}, expected {info.dimension}")
+        metadata, meta_reasons = _check_metadata(info, rec.metadata)
+        reasons.extend(meta_reasons)
+        if info.multi_tenant:
+            if rec.tenant is None:
+                reasons.append("tenant is required: the collection is multi-tenant")
+            else:
+                reason = check_identifier(rec.tenant, what="tenant", max_length=TENANT_MAX_LENGTH)
+                if reason:
+                    reasons.append(reason)
+        elif rec.tenant is not None:
+            reasons.append("tenant given, but the collection is not multi-tenant")
+        if rec.text is not None and len(rec.text.encode()) > TEXT_MAX_BYTES:
+            reasons.append(f"text longer than {TEXT_MAX_BYTES} bytes")
+        shown_id = record_id if rec.id is not None else None
+        if reasons:
+            problems.extend(Problem(r, index=index, id=shown_id) for r in reasons)
+            continue
+        seen[record_id] = index
+        assert rec.vector is not None
+        valid.append(
+            (
+                index,
+                RecordData(
+                    id=record_id,
+                    vector=rec.vector.astype("<f4", copy=False).tobytes(),
+                    metadata=metadata,
+                    text=rec.text,
+                    tenant=rec.tenant,
+                ),
+            )
+        )
+    return valid, problems
+
+
+def _check_metadata(info: CollectionInfo, raw: Any) -> tuple[dict[str, Any], list[str]]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return {}, ["metadata must be a JSON object"]
+    reasons: list[str] = []
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        spec = info.field(key)
+        if spec is None:
+            # Undeclared keys are kept in SQL only (returned, not filterable).
+            try:
+                _check_json(value)
+            except FieldValueError as e:
+                reasons.append(f"metadata.{key}: {e}")
+                continue
+            out[key] = value
+            continue
+        if value is None:
+            if spec.required:
+                reasons.append(f"metadata.{key} is required")
+            continue
+        try:
+            out[key] = canonical(spec.type, value, max_length=spec.max_length)
+        except FieldValueError as e:
+            reasons.append(f"metadata.{key} ({spec.type.value}): {e}")
+    for spec in info.fields:
+        if spec.required and spec.name not in raw:
+            reasons.append(f"metadata.{spec.name} is required")
+    return out, reasons
+
+
+class Writer:
+    """The write protocol over one SQL database and one Milvus."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        vectors: VectorIndex,
+        flush_threshold: int,
+    ) -> None:
+        self._sessions = sessions
+        self._vectors = vectors
+        self._flush_threshold = flush_threshold
+        # Rows written since the last flush, per Milvus collection (a heuristic of this process).
+        self._unflushed: dict[str, int] = {}
+
+    async def upsert(
+        self, info: CollectionInfo, incoming: Sequence[IncomingRecord], *, atomic: bool = True
+    ) -> UpsertOutcome:
+        valid, problems = validate_records(info, incoming)
+        if problems and atomic:
+            raise InvalidInput.of(problems, what="records")
+        errors = tuple(
+            RecordError(index=p.index or 0, id=p.id, code="BAD_USER_INPUT", message=p.message)
+            for p in problems
+        )
+        records = [r for _, r in valid]
+        await self.write(info, records)
+        return UpsertOutcome(ids=tuple(r.id for r in records), errors=errors)
+
+    async def write(self, info: CollectionInfo, records: Sequence[RecordData]) -> None:
+        """Steps 2-4 of the protocol for records that are already valid."""
+        if not records:
+            return
+        revisions = await self._store_pending(info, records)
+        try:
+            for start in range(0, len(records), MILVUS_CHUNK):
+                await self._vectors.upsert(info, records[start : start + MILVUS_CHUNK])
+        except Unavailable as e:
+            raise Unavailable(
+                f"{len(records)} records are stored but not yet searchable: {e.message}. "
+                "They will be indexed when Milvus is back; retrying the same request is safe.",
+                extensions={"stored": len(records), "indexed": 0},
+            ) from e
+        await self.mark_indexed(info.name, revisions)
+        await self._count_and_maybe_flush(info, len(records))
+
+    async def _store_pending(
+        self, info: CollectionInfo, records: Sequence[RecordData]
+    ) -> list[tuple[str, int]]:
+        now = utcnow()
+        revisions: list[tuple[str, int]] = []
+        async with self._sessions() as session, session.begin():
+            insert = _insert_for(session)
+            for start in range(0, len(records), SQL_CHUNK):
+                chunk = records[start : start + SQL_CHUNK]
+                stmt = insert(RecordRow).values(
+                    [
+                        {
+                            "collection": info.name,
+                            "id": r.id,
+                            "tenant": r.tenant,
+                            "vector": r.vector,
+                            "metadata": r.metadata,
+                            "text": r.text,
+                            "state": RecordState.PENDING.value,
+                            "revision": 1,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for r in chunk
+                    ]
+                )
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["collection", "id"],
+                    set_={
+                        "tenant": stmt.excluded.tenant,
+                        "vector": stmt.excluded.vector,
+                        "metadata": stmt.excluded["metadata"],
+                        "text": stmt.excluded.text,
+                        "state": RecordState.PENDING.value,
+                        "revision": col(RecordRow.revision) + 1,
+                        "updated_at": now,
+                    },
+                ).returning(col(RecordRow.id), col(RecordRow.revision))
+                result = await session.execute(stmt)
+                revisions.extend((str(i), int(rev)) for i, rev in result.all())
+        return revisions
+
+    async def mark_indexed(self, collection: str, revisions: Sequence[tuple[str, int]]) -> None:
+        """Mark rows indexed only where their revision is still the one pushed to Milvus."""
+        async with self._sessions() as session, session.begin():
+            for start in range(0, len(revisions), SQL_CHUNK):
+                chunk = revisions[start : start + SQL_CHUNK]
+                await session.execute(
+                    update(RecordRow)
+                    .where(
+                        and_(
+                            col(RecordRow.collection) == collection,
+                            tuple_(col(RecordRow.id), col(RecordRow.revision)).in_(chunk),
+                            col(RecordRow.state) == RecordState.PENDING.value,
+                        )
+                    )
+                    .values(state=RecordState.INDEXED.value)
+                )
+
+    async def _count_and_maybe_flush(self, info: CollectionInfo, n: int) -> None:
+        if self._flush_threshold <= 0:
+            return
+        total = self._unflushed.get(info.milvus_name, 0) + n
+        if total >= self._flush_threshold:
+            await self.flush(info)
+        else:
+            self._unflushed[info.milvus_name] = total
+
+    async def flush(self, info: CollectionInfo) -> None:
+        """Seal Milvus's in-memory segment so searches take the indexed path."""
+        await self._vectors.flush(info.milvus_name)
+        self._unflushed[info.milvus_name] = 0
+
+    async def delete(self, info: CollectionInfo, ids: Sequence[str], tenant: str | None) -> int:
+        """SQL marks, Milvus deletes, SQL removes. Returns how many records existed."""
+        marked = await self._mark_deleting(info.name, ids, tenant)
+        if not marked:
+            return 0
+        try:
+            await self._vectors.delete_ids(info.milvus_name, marked)
+        except Unavailable as e:
+            raise Unavailable(
+                f"{len(marked)} records are marked deleted and hidden from reads, but Milvus did "
+                f"not confirm: {e.message}. The reconciler completes the delete.",
+                extensions={"deleted": len(marked)},
+            ) from e
+        await self.remove_deleted(info.name, marked)
+        return len(marked)
+
+    async def _mark_deleting(
+        self, collection: str, ids: Sequence[str], tenant: str | None
+    ) -> list[str]:
+        marked: list[str] = []
+        unique = list(dict.fromkeys(ids))
+        async with self._sessions() as session, session.begin():
+            for start in range(0, len(unique), SQL_CHUNK):
+                chunk = unique[start : start + SQL_CHUNK]
+                conditions = [
+                    col(RecordRow.collection) == collection,
+                    col(RecordRow.id).in_(chunk),
+                    col(RecordRow.state) != RecordState.DELETING.value,
+                ]
+                if tenant is not None:
+                    conditions.append(col(RecordRow.tenant) == tenant)
+                result = await session.execute(
+                    update(RecordRow)
+                    .where(and_(*conditions))
+                    .values(state=RecordState.DELETING.value, updated_at=utcnow())
+                    .returning(col(RecordRow.id))
+                )
+                marked.extend(str(i) for i in result.scalars().all())
+        return marked
+
+    async def remove_deleted(self, collection: str, ids: Sequence[str]) -> None:
+        async with self._sessions() as session, session.begin():
+            for start in range(0, len(ids), SQL_CHUNK):
+                await session.execute(
+                    delete(RecordRow).where(
+                        and_(
+                            col(RecordRow.collection) == collection,
+                            col(RecordRow.id).in_(ids[start : start + SQL_CHUNK]),
+                            col(RecordRow.state) == RecordState.DELETING.value,
+                        )
+                    )
+                )
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    name = session.get_bind().dialect.name
+    return postgresql.insert if name == "postgresql" else sqlite.insert
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

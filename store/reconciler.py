@@ -1,0 +1,274 @@
+"""The reconciler: makes Milvus agree with SQL after failures, crashes and restarts.
+
+One pass, per collection:
+1. the Milvus collection exists and is loaded (recreated from SQL's vectors when missing);
+2. ``pending`` rows are pushed to Milvus and marked ``indexed``;
+3. ``deleting`` rows are deleted from Milvus, then from SQL;
+4. when the counts disagree, the id sets are compared: Milvus entities that SQL does not have
+   are deleted, and ``indexed`` rows that Milvus lacks are pushed again;
+5. Milvus collections (``vq_*``) that no registry row owns are dropped.
+Only one process runs a pass at a time: a lease row in SQL is taken first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from store.collections import Collections
+from store.errors import Unavailable
+from store.ingest import Writer
+from store.records import CollectionInfo, RecordData, RecordState
+from store.tables import LeaseRow, RecordRow, utcnow
+from store.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+LEASE_NAME = "reconciler"
+
+
+@dataclass
+class ReconcileReport:
+    pushed: int = 0
+    deleted: int = 0
+    orphans_removed: int = 0
+    recreated: list[str] = field(default_factory=list)
+    dropped_collections: list[str] = field(default_factory=list)
+    pending_left: int = 0
+    skipped: bool = False
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        vectors: VectorIndex,
+        collections: Collections,
+        writer: Writer,
+        lease_seconds: float = 120.0,
+    ) -> None:
+        self._sessions = sessions
+        self._vectors = vectors
+        self._collections = collections
+        self._writer = writer
+        self._lease = timedelta(seconds=lease_seconds)
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+
+    async def run_once(self, *, full: bool = False) -> ReconcileReport:
+        """One pass over every collection; ``skipped`` when another process holds the lease."""
+        report = ReconcileReport()
+        if not await self._acquire():
+            report.skipped = True
+            return report
+        try:
+            infos = await self._collections.all()
+            for info in infos:
+                await self._reconcile(info, report, full=full)
+            await self._drop_unowned({i.milvus_name for i in infos}, report)
+        finally:
+            await self._release()
+        return report
+
+    async def run_forever(self, interval: float) -> None:
+        while True:
+            try:
+                report = await self.run_once()
+                if report.pushed or report.deleted or report.orphans_removed or report.recreated:
+                    log.info("reconciled: %s", report)
+            except Unavailable as e:
+                log.warning("reconciler: Milvus unavailable: %s", e)
+            except Exception:
+                log.exception("reconciler pass failed")
+            await asyncio.sleep(interval)
+
+    async def pending_count(self) -> int:
+        async with self._sessions() as session:
+            n = await session.scalar(
+                select(func.count()).where(col(RecordRow.state) == RecordState.PENDING.value)
+            )
+            return int(n or 0)
+
+    async def _reconcile(
+        self, info: CollectionInfo, report: ReconcileReport, *, full: bool
+    ) -> None:
+        if not await self._vectors.has_collection(info.name):
+            await self._vectors.create_collection(info)
+            await self._set_state(info.name, RecordState.INDEXED, RecordState.PENDING)
+            report.recreated.append(info.name)
+        else:
+            await self._vectors.ensure_loaded(info.milvus_name)
+        pushed = await self._push_pending(info)
+        report.pushed += pushed
+        report.deleted += await self._finish_deletes(info)
+        sql_count = await self._count(info.name)
+        milvus_count = await self._vectors.count(info.milvus_name)
+        if full or sql_count != milvus_count:
+            report.orphans_removed += await self._diff_ids(info)
+            report.pushed += await self._push_pending(info)
+        if pushed:
+            await self._writer.flush(info)
+
+    async def _push_pending(self, info: CollectionInfo) -> int:
+        total = 0
+        after = ""
+        while True:
+            async with self._sessions() as session:
+                rows = (
+                    await session.execute(
+                        select(
+                            col(RecordRow.id),
+                            col(RecordRow.vector),
+                            col(RecordRow.meta),
+                            col(RecordRow.tenant),
+                            col(RecordRow.revision),
+                        )
+                        .where(
+                            and_(
+                                col(RecordRow.collection) == info.name,
+                                col(RecordRow.state) == RecordState.PENDING.value,
+                                col(RecordRow.id) > after,
+                            )
+                        )
+                        .order_by(col(RecordRow.id))
+                        .limit(BATCH)
+                    )
+                ).all()
+            if not rows:
+                return total
+            records = [
+                RecordData(id=r[0], vector=r[1], metadata=dict(r[2] or {}), tenant=r[3])
+                for r in rows
+            ]
+            await self._vectors.upsert(info, records)
+            await self._writer.mark_indexed(info.name, [(r[0], int(r[4])) for r in rows])
+            total += len(rows)
+            after = rows[-1][0]
+
+    async def _finish_deletes(self, info: CollectionInfo) -> int:
+        async with self._sessions() as session:
+            ids = list(
+                (
+                    await session.scalars(
+                        select(col(RecordRow.id)).where(
+                            and_(
+                                col(RecordRow.collection) == info.name,
+                                col(RecordRow.state) == RecordState.DELETING.value,
+                            )
+                        )
+                    )
+                ).all()
+            )
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            await self._vectors.delete_ids(info.milvus_name, chunk)
+            await self._writer.remove_deleted(info.name, chunk)
+        return len(ids)
+
+    async def _count(self, collection: str) -> int:
+        async with self._sessions() as session:
+            n = await session.scalar(
+                select(func.count()).where(
+                    and_(
+                        col(RecordRow.collection) == collection,
+                        col(RecordRow.state) != RecordState.DELETING.value,
+                    )
+                )
+            )
+            return int(n or 0)
+
+    async def _diff_ids(self, info: CollectionInfo) -> int:
+        milvus_ids = await self._vectors.all_ids(info.milvus_name)
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(col(RecordRow.id), col(RecordRow.state)).where(
+                        col(RecordRow.collection) == info.name
+                    )
+                )
+            ).all()
+        sql_ids = {r[0] for r in rows if r[1] != RecordState.DELETING.value}
+        orphans = sorted(milvus_ids - sql_ids)
+        for start in range(0, len(orphans), BATCH):
+            await self._vectors.delete_ids(info.milvus_name, orphans[start : start + BATCH])
+        missing = [
+            r[0] for r in rows if r[1] == RecordState.INDEXED.value and r[0] not in milvus_ids
+        ]
+        if missing:
+            async with self._sessions() as session, session.begin():
+                for start in range(0, len(missing), BATCH):
+                    await session.execute(
+                        update(RecordRow)
+                        .where(
+                            and_(
+                                col(RecordRow.collection) == info.name,
+                                col(RecordRow.id).in_(missing[start : start + BATCH]),
+                            )
+                        )
+                        .values(state=RecordState.PENDING.value)
+                    )
+        return len(orphans)
+
+    async def _set_state(self, collection: str, old: RecordState, new: RecordState) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(RecordRow)
+                .where(
+                    and_(col(RecordRow.collection) == collection, col(RecordRow.state) == old.value)
+                )
+                .values(state=new.value)
+            )
+
+    async def _drop_unowned(self, owned: set[str], report: ReconcileReport) -> None:
+        names = await self._vectors.list_collections()
+        for mname in names:
+            if mname.startswith("vq_") and mname not in owned:
+                await self._vectors.drop_collection(mname)
+                report.dropped_collections.append(mname)
+
+    # -- lease --------------------------------------------------------------------------------
+
+    async def _acquire(self) -> bool:
+        now = utcnow()
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(LeaseRow)
+                .where(
+                    and_(
+                        col(LeaseRow.name) == LEASE_NAME,
+                        (col(LeaseRow.holder) == self._holder) | (col(LeaseRow.expires_at) < now),
+                    )
+                )
+                .values(holder=self._holder, expires_at=now + self._lease)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                return True
+            exists = await session.get(LeaseRow, LEASE_NAME)
+            if exists is not None:
+                return False
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(
+                    LeaseRow(name=LEASE_NAME, holder=self._holder, expires_at=now + self._lease)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def _release(self) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(LeaseRow)
+                .where(and_(col(LeaseRow.name) == LEASE_NAME, col(LeaseRow.holder) == self._holder))
+                .values(expires_at=utcnow())
+            )

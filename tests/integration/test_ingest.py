@@ -1,0 +1,318 @@
+"""Ingestion through HTTP on real Milvus Lite and real SQLite / PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+import pytest
+
+from store.records import RecordState
+from tests.conftest import Api
+
+DIM = 8
+
+UPSERT = """
+mutation($c: String!, $r: [RecordInput!]!, $atomic: Boolean! = true) {
+  upsertRecords(collection: $c, records: $r, atomic: $atomic) {
+    upserted ids errors { index id code message }
+  }
+}
+"""
+RECORD = """
+query($c: String!, $id: ID!, $t: String) {
+  record(collection: $c, id: $id, tenant: $t) {
+    id collection metadata text tenant vector indexed createdAt updatedAt
+  }
+}
+"""
+DELETE = """
+mutation($c: String!, $ids: [ID!], $t: String) {
+  deleteRecords(collection: $c, ids: $ids, tenant: $t) { deleted }
+}
+"""
+
+
+def vec(seed: int, dim: int = DIM) -> list[float]:
+    return np.random.default_rng(seed).random(dim, dtype=np.float32).tolist()
+
+
+def b64(values: list[float]) -> str:
+    return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode()
+
+
+async def make_collection(api: Api, name: str, **extra: Any) -> None:
+    spec: dict[str, Any] = {
+        "name": name,
+        "dimension": DIM,
+        "fields": [
+            {"name": "category", "type": "STRING", "maxLength": 16},
+            {"name": "year", "type": "INT"},
+            {"name": "price", "type": "FLOAT"},
+            {"name": "ok", "type": "BOOL"},
+            {"name": "at", "type": "DATETIME"},
+            {"name": "tags", "type": "STRING_LIST"},
+            {"name": "extra", "type": "JSON"},
+            {"name": "sku", "type": "STRING", "required": True},
+        ],
+    }
+    spec.update(extra)
+    await api.ok(
+        "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { name } }",
+        {"i": spec},
+    )
+
+
+def good(i: int, **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": f"r{i}",
+        "vector": vec(i),
+        "metadata": {"sku": f"s{i}", "year": 2000 + i, "category": "news"},
+        "text": f"text {i}",
+    }
+    record.update(extra)
+    return record
+
+
+async def sql_ids(api: Api, name: str) -> set[str]:
+    from sqlalchemy import select
+
+    from store.tables import RecordRow
+
+    async with api.store.sessions() as s:
+        rows = await s.execute(
+            select(RecordRow.id, RecordRow.state).where(RecordRow.collection == name)
+        )
+        return {r[0] for r in rows.all()}
+
+
+async def sql_states(api: Api, name: str) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from store.tables import RecordRow
+
+    async with api.store.sessions() as s:
+        rows = await s.execute(
+            select(RecordRow.id, RecordRow.state).where(RecordRow.collection == name)
+        )
+        return {r[0]: r[1] for r in rows.all()}
+
+
+async def milvus_ids(api: Api, name: str) -> set[str]:
+    return await api.store.vectors.all_ids(f"vq_{name}")
+
+
+async def test_upsert_list_and_base64_then_read(api: Api, name: str) -> None:
+    await make_collection(api, name)
+    records = [
+        good(1, metadata={"sku": "a", "at": "2024-05-01T12:00:00+02:00", "tags": ["x"],
+                          "extra": {"k": [1, 2]}, "undeclared": {"kept": True}}),
+        good(2, vector=b64(vec(2))),
+        {"vector": vec(3), "metadata": {"sku": "c"}},  # no id: generated
+    ]  # fmt: skip
+    data = await api.ok(UPSERT, {"c": name, "r": records})
+    result = data["upsertRecords"]
+    assert result["upserted"] == 3
+    assert result["ids"][:2] == ["r1", "r2"]
+    assert len(result["ids"][2]) == 36  # a UUID
+    assert result["errors"] == []
+
+    got = (await api.ok(RECORD, {"c": name, "id": "r1"}))["record"]
+    assert got["metadata"] == {
+        "sku": "a",
+        "at": "2024-05-01T10:00:00.000000Z",
+        "tags": ["x"],
+        "extra": {"k": [1, 2]},
+        "undeclared": {"kept": True},
+    }
+    assert got["text"] == "text 1"
+    assert got["indexed"] is True
+    assert np.allclose(got["vector"], vec(1))
+    from_b64 = (await api.ok(RECORD, {"c": name, "id": "r2"}))["record"]
+    assert np.allclose(from_b64["vector"], vec(2))
+    # Read-your-writes in Milvus too, immediately.
+    assert await api.store.vectors.query_ids(f"vq_{name}", 'id in ["r1", "r2"]') in (
+        ["r1", "r2"],
+        ["r2", "r1"],
+    )
+    missing = await api.ok(RECORD, {"c": name, "id": "nope"})
+    assert missing == {"record": None}
+
+
+@pytest.mark.parametrize(
+    ("record", "fragment"),
+    [
+        ({"vector": [1.0, 2.0]}, "vector dimension is 2, expected 8"),
+        ({"vector": "A" * 16}, "vector dimension is 3, expected 8"),
+        ({"vector": "AAAAAAA="}, "decodes to 5 bytes, not a multiple of 4"),
+        ({"vector": "%%%"}, "not a list of numbers or valid base64"),
+        ({"vector": [1.0] * 7 + ["x"]}, "vector[7] is not a number"),
+        ({"vector": [1.0] * 7 + [True]}, "vector[7] is not a number"),
+        ({"vector": [1e39] * 8}, "out of the float32 range"),
+        ({"vector": b64([float("nan")] * 8)}, "vector[0] is not finite"),
+        ({"vector": b64([1.0] * 7 + [float("inf")])}, "vector[7] is not finite"),
+        ({"id": ""}, "id must not be empty"),
+        ({"id": "x" * 257}, "id longer than 256 characters"),
+        ({"id": "a\nb"}, "id contains control characters"),
+        ({"metadata": {"year": "2020"}}, "metadata.year (INT): expected an integer, got a string"),
+        ({"metadata": {"year": 1.5}}, "metadata.year (INT): expected an integer"),
+        ({"metadata": {"price": "x"}}, "metadata.price (FLOAT): expected a number"),
+        ({"metadata": {"ok": 1}}, "metadata.ok (BOOL): expected a boolean"),
+        ({"metadata": {"at": "yesterday"}}, "metadata.at (DATETIME): expected an ISO 8601"),
+        (
+            {"metadata": {"tags": ["a", 1]}},
+            "metadata.tags (STRING_LIST): expected a list of strings",
+        ),
+        ({"metadata": {"category": "x" * 17}}, "metadata.category (STRING): string longer than 16"),
+        ({"metadata": {"sku": None}}, "metadata.sku is required"),
+        ({"metadata": {}}, "metadata.sku is required"),
+        ({"metadata": [1, 2]}, "metadata must be a JSON object"),
+        ({"tenant": "t1"}, "tenant given, but the collection is not multi-tenant"),
+    ],
+)
+async def test_each_validation_rule(
+    api: Api, name: str, record: dict[str, Any], fragment: str
+) -> None:
+    await make_collection(api, name)
+    bad = good(7)
+    if isinstance(record.get("metadata"), dict) and record["metadata"]:
+        record = {**record, "metadata": {**bad["metadata"], **record["metadata"]}}
+    bad.update(record)
+    error = await api.error(UPSERT, {"c": name, "r": [good(1), bad]})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert fragment in error["message"], error["message"]
+    assert "record 1" in error["message"]
+    problem = error["extensions"]["problems"][0]
+    assert problem["index"] == 1
+    assert await sql_ids(api, name) == set()  # atomic: nothing written
+    assert await milvus_ids(api, name) == set()
+
+
+async def test_duplicate_ids_in_a_batch(api: Api, name: str) -> None:
+    await make_collection(api, name)
+    error = await api.error(UPSERT, {"c": name, "r": [good(1), good(2), good(1)]})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "record 2 id 'r1': duplicate id (also record 0)" in error["message"]
+
+
+async def test_atomic_batch_lists_every_bad_record_and_writes_nothing(api: Api, name: str) -> None:
+    await make_collection(api, name)
+    batch = [good(0), good(1, vector=[1.0]), good(2), good(3, metadata={"year": 1})]
+    error = await api.error(UPSERT, {"c": name, "r": batch})
+    problems = error["extensions"]["problems"]
+    assert [(p["index"], p["id"]) for p in problems] == [(1, "r1"), (3, "r3")]
+    assert await sql_ids(api, name) == set()
+    assert await milvus_ids(api, name) == set()
+
+
+async def test_non_atomic_batch_writes_the_valid_ones(api: Api, name: str) -> None:
+    await make_collection(api, name)
+    batch = [good(0), good(1, vector=[1.0]), good(2), good(3, metadata={"year": 1})]
+    result = (await api.ok(UPSERT, {"c": name, "r": batch, "atomic": False}))["upsertRecords"]
+    assert result["upserted"] == 2
+    assert result["ids"] == ["r0", "r2"]
+    assert [(e["index"], e["id"], e["code"]) for e in result["errors"]] == [
+        (1, "r1", "BAD_USER_INPUT"),
+        (3, "r3", "BAD_USER_INPUT"),
+    ]
+    assert "expected 8" in result["errors"][0]["message"]
+    assert await sql_ids(api, name) == {"r0", "r2"}
+    assert await milvus_ids(api, name) == {"r0", "r2"}
+
+
+async def test_same_batch_twice_is_idempotent(api: Api, name: str) -> None:
+    await make_collection(api, name)
+    batch = [good(i) for i in range(50)]
+    await api.ok(UPSERT, {"c": name, "r": batch})
+    batch[3] = good(3, text="changed")
+    await api.ok(UPSERT, {"c": name, "r": batch})
+    assert len(await sql_ids(api, name)) == 50
+    assert await api.store.vectors.count(f"vq_{name}") == 50
+    assert await milvus_ids(api, name) == {f"r{i}" for i in range(50)}
+    got = (await api.ok(RECORD, {"c": name, "id": "r3"}))["record"]
+    assert got["text"] == "changed"
+    stats = await api.ok(
+        "query($n: String!) { collection(name: $n) { stats { records indexed pending } } }",
+        {"n": name},
+    )
+    assert stats["collection"]["stats"] == {"records": 50, "indexed": 50, "pending": 0}
+
+
+async def test_delete_by_ids(api: Api, name: str) -> None:
+    await make_collection(api, name)
+    await api.ok(UPSERT, {"c": name, "r": [good(i) for i in range(5)]})
+    result = await api.ok(DELETE, {"c": name, "ids": ["r1", "r3", "missing", "r1"]})
+    assert result == {"deleteRecords": {"deleted": 2}}
+    assert (await api.ok(RECORD, {"c": name, "id": "r1"}))["record"] is None
+    assert await sql_ids(api, name) == {"r0", "r2", "r4"}
+    assert await api.store.vectors.query_ids(f"vq_{name}", 'id in ["r1", "r3"]') == []
+    assert await milvus_ids(api, name) == {"r0", "r2", "r4"}
+
+
+async def test_multi_tenant_rules(api: Api, name: str) -> None:
+    await make_collection(api, name, multiTenant=True)
+    error = await api.error(UPSERT, {"c": name, "r": [good(1)]})
+    assert "tenant is required" in error["message"]
+    await api.ok(UPSERT, {"c": name, "r": [good(1, tenant="a"), good(2, tenant="b")]})
+    assert (await api.ok(RECORD, {"c": name, "id": "r1", "t": "b"}))["record"] is None
+    assert (await api.ok(RECORD, {"c": name, "id": "r1", "t": "a"}))["record"]["tenant"] == "a"
+    no_tenant = await api.error(RECORD, {"c": name, "id": "r1"})
+    assert no_tenant["extensions"]["code"] == "BAD_USER_INPUT"
+    # Tenant b cannot delete tenant a's record.
+    assert (await api.ok(DELETE, {"c": name, "ids": ["r1"], "t": "b"}))["deleteRecords"] == {
+        "deleted": 0
+    }
+    assert (await api.ok(DELETE, {"c": name, "ids": ["r1"], "t": "a"}))["deleteRecords"] == {
+        "deleted": 1
+    }
+
+
+async def test_batch_over_the_limit_is_refused(api: Api, name: str) -> None:
+    await make_collection(api, name)
+    limit = api.app.state.settings.max_batch_size
+    records = [{"vector": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}] * (limit + 1)
+    error = await api.error(UPSERT, {"c": name, "r": records})
+    assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
+
+
+async def test_unknown_collection_is_not_found(api: Api) -> None:
+    error = await api.error(UPSERT, {"c": "no_such_collection", "r": [good(1)]})
+    assert error["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_milvus_failure_keeps_rows_pending_and_reconciler_catches_up(
+    api: Api, name: str
+) -> None:
+    await make_collection(api, name)
+    await api.ok(UPSERT, {"c": name, "r": [good(i) for i in range(10)]})
+    # The Milvus collection disappears behind the app's back: a real Milvus failure.
+    await api.store.vectors.drop_collection(f"vq_{name}")
+    error = await api.error(UPSERT, {"c": name, "r": [good(i) for i in range(10, 20)]})
+    assert error["extensions"]["code"] == "UNAVAILABLE"
+    assert "stored" in error["message"]
+    assert "will be indexed" in error["message"]
+    states = await sql_states(api, name)
+    assert len(states) == 20
+    assert {states[f"r{i}"] for i in range(10, 20)} == {RecordState.PENDING.value}
+
+    report = await api.store.reconciler.run_once()
+    assert name in report.recreated
+    assert await milvus_ids(api, name) == await sql_ids(api, name) == {f"r{i}" for i in range(20)}
+    assert set((await sql_states(api, name)).values()) == {RecordState.INDEXED.value}
+
+
+async def test_reconciler_removes_milvus_entities_sql_no_longer_has(api: Api, name: str) -> None:
+    await make_collection(api, name)
+    await api.ok(UPSERT, {"c": name, "r": [good(i) for i in range(5)]})
+    info = await api.store.collections.get(name)
+    from store.records import RecordData
+
+    stray = RecordData(
+        id="stray", vector=np.ones(DIM, dtype="<f4").tobytes(), metadata={"sku": "x"}
+    )
+    await api.store.vectors.upsert(info, [stray])
+    assert "stray" in await milvus_ids(api, name)
+    report = await api.store.reconciler.run_once()
+    assert report.orphans_removed >= 1
+    assert await milvus_ids(api, name) == await sql_ids(api, name)
