@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from resolvers.limits import Limits
 from store import Store
 from store.errors import InvalidInput, LimitExceeded

@@ -165,7 +165,9 @@ def wait_until_ready(
     with quiet_pymilvus():
         while time.monotonic() < deadline:
             if alive is not None and not alive():
-                raise ServerStartError(f"server for {uri} exited while starting (last error: {last})")
+                raise ServerStartError(
+                    f"server for {uri} exited while starting (last error: {last})"
+                )
             client: Any = None
             try:
                 remaining = max(0.5, min(3.0, deadline - time.monotonic()))
@@ -644,7 +646,9 @@ def smoke_test(uri: str, collection: str = "servers_smoke") -> dict[str, float]:
         schema.add_field("tenant", DataType.VARCHAR, max_length=64, is_partition_key=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=16)
         index = client.prepare_index_params()
-        index.add_index("vector", index_type="HNSW", metric_type="COSINE", params={"M": 8, "efConstruction": 64})
+        index.add_index(
+            "vector", index_type="HNSW", metric_type="COSINE", params={"M": 8, "efConstruction": 64}
+        )
         client.create_collection(collection, schema=schema, index_params=index)
         timings["create+load"] = time.monotonic() - t0
         rng = random.Random(7)
