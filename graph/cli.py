@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -64,6 +65,49 @@ def schema() -> None:
     from graph.schema import build_schema
 
     sys.stdout.write(build_schema().as_str() + "\n")
+
+
+@cli.command("import")
+def import_(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="JSON Lines file, plain or gzip."
+        ),
+    ],
+    collection: Annotated[
+        str, typer.Option("--collection", "-c", help="The collection to import into.")
+    ],
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=100_000, help="Records per write.")
+    ] = 1000,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad line.")] = False,
+) -> None:
+    """Import records from JSON Lines: {"id", "vector", "metadata", "text", "tenant"} per line.
+
+    Vectors are lists of numbers or base64 float32. Bad lines are reported with their line
+    numbers (exit code 1); the good ones are written. Safe to re-run: records are upserted by id,
+    and a line without an id always gets the same id.
+    """
+    from graph.commands.importing import run_import
+
+    settings = load_settings()
+    code = run_import(
+        settings, path=file, collection=collection, batch_size=batch_size, strict=strict
+    )
+    raise typer.Exit(code)
+
+
+@cli.command()
+def reconcile(
+    full: Annotated[
+        bool, typer.Option("--full", help="Compare every id in SQL and Milvus, not just counts.")
+    ] = False,
+) -> None:
+    """Run one reconciler pass: index pending rows, finish deletes, remove Milvus orphans."""
+    from graph.commands.importing import run_reconcile
+
+    raise typer.Exit(run_reconcile(load_settings(), full=full))
 
 
 def main() -> None:

@@ -7,10 +7,16 @@ from graphql.error import GraphQLError
 from strawberry.types import ExecutionContext
 
 from graph.context import Info
+from graph.enums import Consistency
 from graph.errors import ErrorMapping, classify
+from graph.filtering import Filter
 from graph.inputs import CreateCollectionInput, IndexInput, RecordInput
+from graph.scalars import ParsedVector, Vector
+from graph.searching import RecordConnection, SearchParams, SearchResult
 from graph.types import Collection, DeleteResult, Record, UpsertResult
-from resolvers import collections, ingest, records
+from resolvers import collections, ingest, records, search
+from resolvers.search import QueryVector, SearchRequest
+from store.errors import InvalidInput
 
 
 @strawberry.type
@@ -37,6 +43,94 @@ class Query:
             info.context.store, collection=collection, id=str(id), tenant=tenant
         )
         return Record.from_record(found) if found else None
+
+    @strawberry.field(description="Records of a collection, filtered, ordered by id (Relay).")
+    async def records(
+        self,
+        info: Info,
+        collection: str,
+        where: Filter | None = None,
+        first: int = 20,
+        after: str | None = None,
+        tenant: str | None = None,
+    ) -> RecordConnection:
+        page = await search.list_records(
+            info.context.store,
+            collection=collection,
+            where=where.to_dict() if where else None,
+            tenant=tenant,
+            first=first,
+            after=after,
+            limits=info.context.limits,
+        )
+        return RecordConnection.from_record(page)
+
+    @strawberry.field(
+        description=(
+            "Similarity search with exactly one of vector / nearId (that record's stored "
+            "vector; the record itself is excluded). Multi-tenant collections need tenant."
+        )
+    )
+    async def search(
+        self,
+        info: Info,
+        collection: str,
+        vector: Vector | None = None,
+        near_id: strawberry.ID | None = None,
+        top_k: int = 10,
+        offset: int = 0,
+        where: Filter | None = None,
+        params: SearchParams | None = None,
+        consistency: Consistency | None = None,
+        tenant: str | None = None,
+        model: str | None = None,
+    ) -> SearchResult:
+        request = SearchRequest(
+            collection=collection,
+            vectors=[_query_vector(vector)] if vector is not None else [],
+            near_id=str(near_id) if near_id is not None else None,
+            top_k=top_k,
+            offset=offset,
+            where=where.to_dict() if where else None,
+            params=params.to_record() if params else SearchParams().to_record(),
+            consistency=consistency,
+            tenant=tenant,
+            model=model,
+        )
+        ctx = info.context
+        [outcome] = await search.search(ctx.store, ctx.loaders, request, limits=ctx.limits)
+        return SearchResult.from_record(outcome)
+
+    @strawberry.field(
+        description="Several query vectors in one Milvus call; one result per vector, in order."
+    )
+    async def search_batch(
+        self,
+        info: Info,
+        collection: str,
+        vectors: list[Vector],
+        top_k: int = 10,
+        where: Filter | None = None,
+        params: SearchParams | None = None,
+        consistency: Consistency | None = None,
+        tenant: str | None = None,
+        model: str | None = None,
+    ) -> list[SearchResult]:
+        request = SearchRequest(
+            collection=collection,
+            vectors=[_query_vector(v) for v in vectors],
+            top_k=top_k,
+            where=where.to_dict() if where else None,
+            params=params.to_record() if params else SearchParams().to_record(),
+            consistency=consistency,
+            tenant=tenant,
+            model=model,
+        )
+        ctx = info.context
+        outcomes = await search.search(
+            ctx.store, ctx.loaders, request, limits=ctx.limits, batch=True
+        )
+        return [SearchResult.from_record(o) for o in outcomes]
 
 
 @strawberry.type
@@ -76,22 +170,44 @@ class Mutation:
         )
         return UpsertResult.from_record(outcome)
 
-    @strawberry.mutation(description="Delete records by ids; returns how many existed.")
+    @strawberry.mutation(
+        description=(
+            "Delete records by ids or by a filter (exactly one); returns how many existed. "
+            "Multi-tenant collections need tenant, which bounds the delete."
+        )
+    )
     async def delete_records(
         self,
         info: Info,
         collection: str,
         ids: list[strawberry.ID] | None = None,
+        where: Filter | None = None,
         tenant: str | None = None,
     ) -> DeleteResult:
-        deleted = await ingest.delete_records(
-            info.context.store,
-            collection=collection,
-            ids=[str(i) for i in ids] if ids is not None else None,
-            tenant=tenant,
-            limits=info.context.limits,
-        )
+        ctx = info.context
+        if (ids is None) == (where is None):
+            raise InvalidInput("deleteRecords takes exactly one of ids and where")
+        if where is not None:
+            deleted = await search.delete_where(
+                ctx.store,
+                collection=collection,
+                where=where.to_dict(),
+                tenant=tenant,
+                limits=ctx.limits,
+            )
+        else:
+            deleted = await ingest.delete_records(
+                ctx.store,
+                collection=collection,
+                ids=[str(i) for i in ids or []],
+                tenant=tenant,
+                limits=ctx.limits,
+            )
         return DeleteResult(deleted=deleted)
+
+
+def _query_vector(value: ParsedVector) -> QueryVector:
+    return QueryVector(value.array, value.error)
 
 
 class VectorqlSchema(strawberry.Schema):

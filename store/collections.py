@@ -9,6 +9,7 @@ registry row whose Milvus collection the reconciler rebuilds from SQL.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from datetime import UTC
 
@@ -57,9 +58,19 @@ def to_info(row: CollectionRow) -> CollectionInfo:
 class Collections:
     """Create, read, alter and drop collections in SQL and Milvus together."""
 
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], vectors: VectorIndex) -> None:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        vectors: VectorIndex,
+        cache_seconds: float = 2.0,
+    ) -> None:
         self._sessions = sessions
         self._vectors = vectors
+        # Reads (search) may use a registry entry this young: it saves a SQL round trip per
+        # search. Writes always read the registry fresh. Local changes invalidate at once.
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, CollectionInfo]] = {}
 
     async def create(self, spec: CollectionSpec) -> CollectionInfo:
         caps = self._vectors.known_capabilities or await self._vectors.connect()
@@ -116,11 +127,19 @@ class Collections:
             row = await session.get(CollectionRow, name)
             return to_info(row) if row is not None else None
 
-    async def get(self, name: str) -> CollectionInfo:
-        info = await self.find(name)
-        if info is None:
+    async def get(self, name: str, *, cached: bool = False) -> CollectionInfo:
+        """The collection, or ``NotFound``; ``cached`` accepts a registry entry a moment old."""
+        now = time.monotonic()
+        if cached and name in self._cache:
+            at, info = self._cache[name]
+            if now - at < self._cache_seconds:
+                return info
+        found = await self.find(name)
+        if found is None:
+            self._cache.pop(name, None)
             raise NotFound(f"collection {name!r} does not exist")
-        return info
+        self._cache[name] = (now, found)
+        return found
 
     async def drop(self, name: str) -> bool:
         """Drop a collection and its records; False when it did not exist."""
@@ -128,6 +147,7 @@ class Collections:
         info = await self.find(name)
         if info is None:
             return False
+        self._cache.pop(name, None)
         await self._vectors.drop_collection(info.milvus_name)
         async with self._sessions() as session, session.begin():
             await session.execute(delete(RecordRow).where(col(RecordRow.collection) == name))
@@ -138,6 +158,7 @@ class Collections:
         info = await self.get(name)
         caps = self._vectors.known_capabilities or await self._vectors.connect()
         index = validate_index(index, dimension=info.dimension, supported=caps.index_types)
+        self._cache.pop(name, None)
         await self._vectors.rebuild_index(info, index)
         async with self._sessions() as session, session.begin():
             row = await session.get(CollectionRow, name)

@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from store import database
 from store.collections import Collections
 from store.ingest import Writer
+from store.listing import Lister
 from store.reads import Reader
 from store.reconciler import Reconciler
+from store.search import Searcher
 from store.vectors import VectorIndex
 
 
@@ -38,6 +40,8 @@ class Store:
             sessions=self.sessions, vectors=vectors, flush_threshold=config.flush_threshold
         )
         self.reader = Reader(sessions=self.sessions)
+        self.lister = Lister(sessions=self.sessions)
+        self.searcher = Searcher(vectors=vectors)
         self.reconciler = Reconciler(
             sessions=self.sessions,
             vectors=vectors,

@@ -127,3 +127,36 @@ async def api(database_url: str, milvus_lite_uri: str) -> AsyncIterator[Api]:
 def name() -> str:
     """A fresh collection name for one test."""
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+DATA_DIR = Path(
+    os.environ.get(
+        "VECTORQL_TEST_DATA",
+        Path(__file__).resolve().parents[1].parent / "shared/data/debian-packages",
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def debian_slice() -> tuple[Any, Any, list[dict[str, Any]]]:
+    """A slice of the real embedding dataset: 5,000 base vectors, 50 held-out queries, records."""
+    import gzip
+    import json
+
+    import numpy as np
+
+    vectors_path = DATA_DIR / "vectors.f16.npy"
+    if not vectors_path.exists():
+        backend_missing("the debian-packages dataset", f"{vectors_path} not found")
+    vectors = np.load(vectors_path, mmap_mode="r")
+    rng = np.random.default_rng(42)
+    chosen = rng.choice(len(vectors), size=5050, replace=False)
+    base = np.asarray(vectors[np.sort(chosen[:5000])], dtype=np.float32)
+    queries = np.asarray(vectors[chosen[5000:]], dtype=np.float32)
+    wanted = set(np.sort(chosen[:5000]).tolist())
+    records = []
+    with gzip.open(DATA_DIR / "records.jsonl.gz", "rt") as fh:
+        for i, line in enumerate(fh):
+            if i in wanted:
+                records.append(json.loads(line))
+    return base, queries, records

@@ -1,0 +1,240 @@
+"""Search use cases: similarity search (one or many vectors) joined with SQL records, and the
+records listing. Limits, tenancy and model identity are enforced here, before any store call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from resolvers.ingest import check_tenant
+from resolvers.limits import Limits
+from store import Store
+from store.errors import InvalidInput, LimitExceeded, NotFound
+from store.filters import Filter, parse_filter
+from store.listing import Page
+from store.loaders import Loaders
+from store.records import CollectionInfo, Consistency, StoredRecord
+from store.search import ScoredHit, SearchParams, SearchPlan
+
+
+@dataclass(frozen=True, slots=True)
+class QueryVector:
+    """A vector argument as parsed by the API layer: the array, or why it is not one."""
+
+    array: np.ndarray | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    collection: str
+    vectors: Sequence[QueryVector] = ()
+    near_id: str | None = None
+    top_k: int = 10
+    offset: int = 0
+    where: Mapping[str, Any] | None = None
+    params: SearchParams = field(default_factory=SearchParams)
+    consistency: Consistency | None = None
+    tenant: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    id: str
+    score: float
+    distance: float
+    record: StoredRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Explain:
+    milvus_ms: float
+    sql_ms: float
+    total_ms: float
+    plan: SearchPlan
+    candidates: int
+    returned: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOutcome:
+    hits: list[Hit]
+    took_ms: float
+    explain: Explain
+
+
+async def search(
+    store: Store, loaders: Loaders, request: SearchRequest, *, limits: Limits, batch: bool = False
+) -> list[SearchOutcome]:
+    """Run one search (``batch=False``: exactly one vector or ``near_id``) or a batch of vectors
+    in one Milvus call; join every hit with SQL in one loader batch."""
+    start = time.perf_counter()
+    _check_limits(request, limits, batch=batch)
+    info = await store.collections.get(request.collection, cached=True)
+    check_tenant(info, request.tenant)
+    _check_model(info, request.model)
+    where = _parse_where(info, request.where, limits)
+    vectors, exclude = await _query_vectors(store, info, request, batch=batch)
+    milvus_start = time.perf_counter()
+    results, plan = await store.searcher.search(
+        info,
+        vectors,
+        top_k=request.top_k,
+        offset=request.offset,
+        where=where,
+        params=request.params,
+        consistency=request.consistency or Consistency.SESSION,
+        tenant=request.tenant,
+        exclude_id=exclude,
+    )
+    sql_start = time.perf_counter()
+    joined = await _join(loaders, info, request.tenant, results)
+    end = time.perf_counter()
+    outcomes = []
+    for raw, hits in zip(results, joined, strict=True):
+        explain = Explain(
+            milvus_ms=(sql_start - milvus_start) * 1000,
+            sql_ms=(end - sql_start) * 1000,
+            total_ms=(end - start) * 1000,
+            plan=plan,
+            candidates=len(raw),
+            returned=len(hits),
+        )
+        outcomes.append(SearchOutcome(hits=hits, took_ms=explain.total_ms, explain=explain))
+    return outcomes
+
+
+def _check_limits(request: SearchRequest, limits: Limits, *, batch: bool) -> None:
+    if not 1 <= request.top_k <= limits.max_top_k:
+        raise InvalidInput(f"topK must be in 1..{limits.max_top_k}, got {request.top_k}")
+    if request.offset < 0:
+        raise InvalidInput(f"offset must not be negative, got {request.offset}")
+    if request.offset + request.top_k > limits.max_top_k:
+        raise LimitExceeded(
+            f"offset + topK is {request.offset + request.top_k}; the limit is {limits.max_top_k}",
+            extensions={"limit": limits.max_top_k},
+        )
+    if batch:
+        if not request.vectors:
+            raise InvalidInput("searchBatch needs at least one vector")
+        if len(request.vectors) > limits.max_search_batch:
+            raise LimitExceeded(
+                f"{len(request.vectors)} vectors in one searchBatch; the limit is "
+                f"{limits.max_search_batch}",
+                extensions={"limit": limits.max_search_batch},
+            )
+    elif (len(request.vectors) == 1) == (request.near_id is not None):
+        raise InvalidInput("search takes exactly one of vector and nearId")
+
+
+def _check_model(info: CollectionInfo, model: str | None) -> None:
+    if model is None:
+        return
+    if info.model is None:
+        raise InvalidInput(
+            f"model {model!r} given, but collection {info.name!r} declares no embedding model"
+        )
+    if not info.model.matches(model):
+        raise InvalidInput(
+            f"model mismatch: collection {info.name!r} holds vectors of {info.model.label()!r}, "
+            f"the query names {model!r}",
+            extensions={"expected": info.model.label(), "actual": model},
+        )
+
+
+def _parse_where(
+    info: CollectionInfo, where: Mapping[str, Any] | None, limits: Limits
+) -> Filter | None:
+    if where is None:
+        return None
+    return parse_filter(
+        where,
+        fields=info.fields,
+        max_depth=limits.max_filter_depth,
+        max_list=limits.max_filter_list,
+    )
+
+
+async def _query_vectors(
+    store: Store, info: CollectionInfo, request: SearchRequest, *, batch: bool
+) -> tuple[list[np.ndarray], str | None]:
+    if request.near_id is not None:
+        found = await store.reader.get(info.name, request.near_id, tenant=request.tenant)
+        if found is None:
+            raise NotFound(f"nearId {request.near_id!r}: no such record in {info.name!r}")
+        return [np.frombuffer(found.vector, dtype="<f4")], request.near_id
+    arrays = []
+    for i, v in enumerate(request.vectors):
+        where = f"vectors[{i}]" if batch else "vector"
+        if v.array is None:
+            raise InvalidInput(f"{where}: {v.error}")
+        if v.array.shape[0] != info.dimension:
+            raise InvalidInput(
+                f"{where}: dimension is {v.array.shape[0]}, expected {info.dimension}",
+                extensions={"expected": info.dimension, "actual": int(v.array.shape[0])},
+            )
+        arrays.append(v.array)
+    return arrays, None
+
+
+async def _join(
+    loaders: Loaders,
+    info: CollectionInfo,
+    tenant: str | None,
+    results: list[list[ScoredHit]],
+) -> list[list[Hit]]:
+    """One loader batch for every hit; hits whose SQL record is gone are dropped."""
+    keys = [(info.name, tenant, h.id) for hits in results for h in hits]
+    records = await loaders.records.load_many(keys) if keys else []
+    by_id = {k[2]: r for k, r in zip(keys, records, strict=True)}
+    return [
+        [Hit(h.id, h.score, h.distance, rec) for h in hits if (rec := by_id.get(h.id)) is not None]
+        for hits in results
+    ]
+
+
+async def list_records(
+    store: Store,
+    *,
+    collection: str,
+    where: Mapping[str, Any] | None,
+    tenant: str | None,
+    first: int,
+    after: str | None,
+    limits: Limits,
+) -> Page:
+    if not 0 <= first <= limits.max_page_size:
+        raise InvalidInput(f"first must be in 0..{limits.max_page_size}, got {first}")
+    info = await store.collections.get(collection, cached=True)
+    check_tenant(info, tenant)
+    return await store.lister.page(
+        info, where=_parse_where(info, where, limits), tenant=tenant, first=first, after=after
+    )
+
+
+async def delete_where(
+    store: Store,
+    *,
+    collection: str,
+    where: Mapping[str, Any],
+    tenant: str | None,
+    limits: Limits,
+) -> int:
+    """Delete every record matching ``where`` (in chunks of the batch limit)."""
+    info = await store.collections.get(collection)
+    check_tenant(info, tenant)
+    parsed = _parse_where(info, where, limits)
+    assert parsed is not None
+    total = 0
+    while True:
+        ids = await store.lister.matching_ids(
+            info, where=parsed, tenant=tenant, limit=limits.max_batch_size
+        )
+        if not ids:
+            return total
+        total += await store.writer.delete(info, ids, tenant)

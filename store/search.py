@@ -1,0 +1,188 @@
+"""Similarity search: Milvus finds ids and raw distances; scores follow design.md section 4.
+
+- COSINE: score = cosine similarity, distance = 1 - score.
+- IP: score = inner product, distance = -score.
+- L2: distance = Euclidean distance (Milvus reports it squared), score = 1 / (1 + distance).
+Hits come back ordered by score, highest first. The SQL join happens in the caller through the
+per-request record loader (one statement for all hits of a request).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from store.errors import InvalidInput
+from store.filters import Filter, quote, to_milvus
+from store.records import CollectionInfo, Consistency, IndexType, Metric
+from store.vectors import VectorHit, VectorIndex
+
+# ef for HNSW when the client gives none: high recall (Milvus's own default is ef = topK).
+DEFAULT_EF = 128
+MAX_EF = 32_768
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    ef: int | None = None
+    nprobe: int | None = None
+    radius: float | None = None
+    range_filter: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredHit:
+    id: str
+    score: float
+    distance: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPlan:
+    """What the search ran with (for ``explain``)."""
+
+    index_type: IndexType
+    params: dict[str, Any]
+    consistency: Consistency
+    expression: str
+
+
+def score(metric: Metric, raw: float) -> tuple[float, float]:
+    """(score, distance) from the value Milvus reports."""
+    if metric is Metric.COSINE:
+        return raw, 1.0 - raw
+    if metric is Metric.IP:
+        return raw, -raw
+    distance = math.sqrt(max(raw, 0.0))
+    return 1.0 / (1.0 + distance), distance
+
+
+def milvus_params(info: CollectionInfo, params: SearchParams, *, limit: int) -> dict[str, Any]:
+    """Search parameters for the collection's index; defaults tuned for recall."""
+    out: dict[str, Any] = {}
+    index = info.index.type
+    if params.ef is not None:
+        if index is not IndexType.HNSW:
+            raise InvalidInput(f"params.ef applies to HNSW indexes; this one is {index.value}")
+        if params.ef < limit:
+            raise InvalidInput(
+                f"params.ef must be at least topK + offset ({limit}), got {params.ef}"
+            )
+        if params.ef > MAX_EF:
+            raise InvalidInput(f"params.ef must be at most {MAX_EF}, got {params.ef}")
+        out["ef"] = params.ef
+    elif index is IndexType.HNSW:
+        out["ef"] = min(MAX_EF, max(DEFAULT_EF, limit))
+    nlist = int(info.index.params.get("nlist", 128))
+    if params.nprobe is not None:
+        if index not in (IndexType.IVF_FLAT, IndexType.IVF_SQ8, IndexType.IVF_PQ):
+            raise InvalidInput(f"params.nprobe applies to IVF indexes; this one is {index.value}")
+        if not 1 <= params.nprobe <= nlist:
+            raise InvalidInput(f"params.nprobe must be in 1..{nlist} (nlist), got {params.nprobe}")
+        out["nprobe"] = params.nprobe
+    elif index in (IndexType.IVF_FLAT, IndexType.IVF_SQ8, IndexType.IVF_PQ):
+        out["nprobe"] = min(nlist, max(16, nlist // 4))
+    if params.radius is not None or params.range_filter is not None:
+        out.update(_range(info.metric, params))
+    return out
+
+
+def _range(metric: Metric, params: SearchParams) -> dict[str, Any]:
+    """Range search bounds in Milvus's terms. The API speaks scores for COSINE/IP (radius is the
+    lowest score kept, rangeFilter the highest) and Euclidean distances for L2 (radius is the
+    largest distance kept, rangeFilter the smallest)."""
+    if params.radius is None:
+        raise InvalidInput("params.rangeFilter needs params.radius")
+    for name, value in (("radius", params.radius), ("rangeFilter", params.range_filter)):
+        if value is not None and not math.isfinite(value):
+            raise InvalidInput(f"params.{name} must be finite")
+    out: dict[str, Any] = {}
+    if metric is Metric.L2:
+        if params.radius <= 0:
+            raise InvalidInput("params.radius must be positive for L2")
+        out["radius"] = params.radius**2
+        if params.range_filter is not None:
+            if not 0 <= params.range_filter < params.radius:
+                raise InvalidInput("for L2, params.rangeFilter must be in [0, radius)")
+            out["range_filter"] = params.range_filter**2
+    else:
+        out["radius"] = params.radius
+        if params.range_filter is not None:
+            if params.range_filter <= params.radius:
+                raise InvalidInput(
+                    f"for {metric.value}, params.rangeFilter must be greater than radius"
+                )
+            out["range_filter"] = params.range_filter
+    return out
+
+
+def expression(
+    info: CollectionInfo,
+    where: Filter | None,
+    *,
+    tenant: str | None,
+    exclude_id: str | None = None,
+    like: str = "full",
+) -> str:
+    """The Milvus filter: the tenant (partition key) and excluded id are added server-side."""
+    parts: list[str] = []
+    if tenant is not None:
+        parts.append(f"tenant == {quote(tenant)}")
+    if exclude_id is not None:
+        parts.append(f"id != {quote(exclude_id)}")
+    if where is not None:
+        parts.append(to_milvus(where, fields=info.fields, like=like))  # type: ignore[arg-type]
+    if len(parts) <= 1:
+        return parts[0] if parts else ""
+    return " and ".join(f"({p})" for p in parts)
+
+
+class Searcher:
+    def __init__(self, *, vectors: VectorIndex) -> None:
+        self._vectors = vectors
+
+    async def search(
+        self,
+        info: CollectionInfo,
+        vectors: Sequence[np.ndarray],
+        *,
+        top_k: int,
+        offset: int = 0,
+        where: Filter | None = None,
+        params: SearchParams = SearchParams(),
+        consistency: Consistency = Consistency.SESSION,
+        tenant: str | None = None,
+        exclude_id: str | None = None,
+    ) -> tuple[list[list[ScoredHit]], SearchPlan]:
+        caps = self._vectors.known_capabilities or await self._vectors.connect()
+        expr = expression(info, where, tenant=tenant, exclude_id=exclude_id, like=caps.like)
+        search_params = milvus_params(info, params, limit=top_k + offset)
+        raw = await self._vectors.search(
+            info,
+            vectors,
+            limit=top_k,
+            offset=offset,
+            expr=expr,
+            params=search_params,
+            consistency=consistency,
+        )
+        plan = SearchPlan(
+            index_type=info.index.type,
+            params=search_params,
+            consistency=consistency,
+            expression=expr,
+        )
+        return [_scored(info.metric, hits) for hits in raw], plan
+
+
+def _scored(metric: Metric, hits: list[VectorHit]) -> list[ScoredHit]:
+    out = []
+    for h in hits:
+        s, d = score(metric, h.distance)
+        out.append(ScoredHit(h.id, s, d))
+    out.sort(key=lambda h: h.score, reverse=True)
+    return out

@@ -1,0 +1,430 @@
+"""Search, searchBatch and records through HTTP on real Milvus Lite and SQLite / PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import event
+
+from tests.conftest import Api
+
+DIM = 16
+
+SEARCH = """
+query($c: String!, $v: Vector, $near: ID, $k: Int! = 10, $o: Int! = 0, $w: Filter,
+      $p: SearchParams, $t: String, $m: String) {
+  search(collection: $c, vector: $v, nearId: $near, topK: $k, offset: $o, where: $w, params: $p,
+         tenant: $t, model: $m) {
+    hits { id score distance record { id metadata text tenant } }
+    tookMs
+    explain { milvusMs sqlMs totalMs indexType params consistency candidates returned }
+  }
+}
+"""
+UPSERT = """
+mutation($c: String!, $r: [RecordInput!]!) { upsertRecords(collection: $c, records: $r) { upserted } }
+"""
+
+
+def b64(v: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
+
+
+async def setup(
+    api: Api,
+    name: str,
+    *,
+    metric: str = "COSINE",
+    index: dict[str, Any] | None = None,
+    n: int = 200,
+    multi_tenant: bool = False,
+    seed: int = 7,
+) -> np.ndarray:
+    spec: dict[str, Any] = {
+        "name": name,
+        "dimension": DIM,
+        "metric": metric,
+        "model": {"name": "m1", "version": "2"},
+        "multiTenant": multi_tenant,
+        "fields": [
+            {"name": "group", "type": "STRING"},
+            {"name": "n", "type": "INT"},
+            {"name": "x", "type": "FLOAT"},
+            {"name": "flag", "type": "BOOL"},
+            {"name": "at", "type": "DATETIME"},
+            {"name": "tags", "type": "STRING_LIST"},
+        ],
+    }
+    if index:
+        spec["index"] = index
+    await api.ok(
+        "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { name } }",
+        {"i": spec},
+    )
+    vectors = np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+    records = []
+    for i in range(n):
+        meta: dict[str, Any] = {
+            "group": "even" if i % 2 == 0 else "odd",
+            "n": i,
+            "x": i / 10,
+            "flag": i % 3 == 0,
+            "at": f"2024-01-{1 + i % 28:02d}T00:00:00Z",
+            "tags": [f"t{i % 5}", "all"],
+        }
+        if i % 7 == 0:
+            del meta["x"]  # some records without x
+        record: dict[str, Any] = {"id": f"r{i:04d}", "vector": b64(vectors[i]), "metadata": meta}
+        if multi_tenant:
+            record["tenant"] = "A" if i % 2 == 0 else "B"
+        records.append(record)
+    await api.ok(UPSERT, {"c": name, "r": records})
+    return vectors
+
+
+def exact(
+    vectors: np.ndarray, q: np.ndarray, metric: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, score, distance) by numpy brute force, with the API's semantics."""
+    if metric == "COSINE":
+        sims = (vectors @ q) / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(q))
+        return np.argsort(-sims), sims, 1 - sims
+    if metric == "IP":
+        ips = vectors @ q
+        return np.argsort(-ips), ips, -ips
+    dist = np.linalg.norm(vectors - q, axis=1)
+    return np.argsort(dist), 1 / (1 + dist), dist
+
+
+@pytest.mark.parametrize("metric", ["COSINE", "L2", "IP"])
+async def test_flat_search_matches_numpy_exactly(api: Api, name: str, metric: str) -> None:
+    vectors = await setup(api, name, metric=metric, index={"type": "FLAT"})
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        q = rng.normal(size=DIM).astype(np.float32)
+        data = await api.ok(SEARCH, {"c": name, "v": q.tolist(), "k": 20})
+        hits = data["search"]["hits"]
+        order, scores, distances = exact(vectors, q, metric)
+        assert [h["id"] for h in hits] == [f"r{i:04d}" for i in order[:20]]
+        for h, i in zip(hits, order[:20], strict=True):
+            assert h["score"] == pytest.approx(float(scores[i]), abs=1e-4)
+            assert h["distance"] == pytest.approx(float(distances[i]), abs=1e-4)
+            assert h["record"]["id"] == h["id"]
+        assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+        assert data["search"]["tookMs"] > 0
+
+
+async def test_offset_pages_through_the_ranking(api: Api, name: str) -> None:
+    vectors = await setup(api, name, index={"type": "FLAT"})
+    q = vectors[3] + 0.01
+    first = await api.ok(SEARCH, {"c": name, "v": b64(q), "k": 10})
+    second = await api.ok(SEARCH, {"c": name, "v": b64(q), "k": 5, "o": 5})
+    assert [h["id"] for h in second["search"]["hits"]] == [
+        h["id"] for h in first["search"]["hits"][5:10]
+    ]
+
+
+async def test_near_id_uses_the_stored_vector_and_excludes_itself(api: Api, name: str) -> None:
+    vectors = await setup(api, name, index={"type": "FLAT"})
+    data = await api.ok(SEARCH, {"c": name, "near": "r0005", "k": 5})
+    ids = [h["id"] for h in data["search"]["hits"]]
+    assert "r0005" not in ids
+    order, _, _ = exact(vectors, vectors[5], "COSINE")
+    assert ids == [f"r{i:04d}" for i in order[1:6]]
+    missing = await api.error(SEARCH, {"c": name, "near": "nope"})
+    assert missing["extensions"]["code"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({"field": "group", "eq": "even"}, lambda i: i % 2 == 0),
+        ({"field": "group", "ne": "even"}, lambda i: i % 2 == 1),
+        ({"field": "n", "in": [1, 2, 3, 50]}, lambda i: i in (1, 2, 3, 50)),
+        ({"field": "n", "notIn": [1, 2]}, lambda i: i not in (1, 2)),
+        ({"field": "n", "gt": 190}, lambda i: i > 190),
+        ({"field": "n", "gte": 190}, lambda i: i >= 190),
+        ({"field": "n", "lt": 5}, lambda i: i < 5),
+        ({"field": "n", "lte": 5}, lambda i: i <= 5),
+        ({"field": "x", "gte": 19.5}, lambda i: i % 7 != 0 and i / 10 >= 19.5),
+        ({"field": "x", "isNull": True}, lambda i: i % 7 == 0),
+        ({"not": {"field": "x", "gt": 1}}, lambda i: i % 7 == 0 or i / 10 <= 1),
+        ({"field": "flag", "eq": True}, lambda i: i % 3 == 0),
+        ({"field": "at", "lt": "2024-01-03T00:00:00Z"}, lambda i: i % 28 < 2),
+        ({"field": "tags", "contains": "t1"}, lambda i: i % 5 == 1),
+        ({"field": "tags", "containsAny": ["t1", "t2"]}, lambda i: i % 5 in (1, 2)),
+        ({"field": "tags", "containsAll": ["t1", "all"]}, lambda i: i % 5 == 1),
+        ({"field": "id", "like": "r001%"}, lambda i: 10 <= i < 20),
+        ({"field": "id", "in": ["r0001", "r0002"]}, lambda i: i in (1, 2)),
+        (
+            {
+                "or": [
+                    {"field": "n", "lt": 3},
+                    {"and": [{"field": "n", "gt": 100}, {"field": "group", "eq": "odd"}]},
+                ]
+            },
+            lambda i: i < 3 or (i > 100 and i % 2 == 1),
+        ),  # fmt: skip
+    ],
+)
+async def test_filters_in_search_and_records_agree(
+    api: Api, name: str, where: dict[str, Any], expected: Any
+) -> None:
+    vectors = await setup(api, name, index={"type": "FLAT"})
+    want = {f"r{i:04d}" for i in range(len(vectors)) if expected(i)}
+    data = await api.ok(SEARCH, {"c": name, "v": b64(vectors[0]), "k": 1000, "w": where})
+    assert {h["id"] for h in data["search"]["hits"]} == want
+    listed = await api.ok(
+        """query($c: String!, $w: Filter) {
+             records(collection: $c, where: $w, first: 1000) { totalCount edges { node { id } } } }""",
+        {"c": name, "w": where},
+    )
+    assert {e["node"]["id"] for e in listed["records"]["edges"]} == want
+    assert listed["records"]["totalCount"] == len(want)
+
+
+@pytest.mark.parametrize(
+    ("where", "fragment"),
+    [
+        ({"field": "nope", "eq": 1}, "unknown field"),
+        ({"field": "n", "eq": "x"}, "where"),
+        ({"field": "n", "eq": 1, "gt": 2}, "where"),
+        ({"field": "n", "in": []}, "where"),
+        ({"field": "group", "contains": "x"}, "where"),
+        ({"and": [{"field": "n", "eq": 1}], "field": "n"}, "where"),
+    ],
+)
+async def test_bad_filters_are_bad_user_input(
+    api: Api, name: str, where: dict[str, Any], fragment: str
+) -> None:
+    await setup(api, name, n=4)
+    error = await api.error(SEARCH, {"c": name, "v": b64(np.ones(DIM)), "w": where})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert fragment in error["message"]
+
+
+async def test_hostile_filter_values_match_nothing(api: Api, name: str) -> None:
+    vectors = await setup(api, name, n=20)
+    for value in ['" or id != "', "') or true or ('", "\\", '\\" or true or \\"', "a\nb", "“x”"]:
+        data = await api.ok(
+            SEARCH,
+            {"c": name, "v": b64(vectors[0]), "k": 100, "w": {"field": "group", "eq": value}},
+        )
+        assert data["search"]["hits"] == []
+        deleted = await api.ok(
+            "mutation($c: String!, $w: Filter) { deleteRecords(collection: $c, where: $w) { deleted } }",
+            {"c": name, "w": {"field": "id", "eq": value}},
+        )
+        assert deleted["deleteRecords"]["deleted"] == 0
+    count = await api.ok(
+        "query($c: String!) { records(collection: $c) { totalCount } }", {"c": name}
+    )
+    assert count["records"]["totalCount"] == 20
+
+
+async def test_hnsw_default_params_have_high_recall_on_real_embeddings(
+    api: Api, name: str, debian_slice: tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]
+) -> None:
+    base, queries, _ = debian_slice
+    await api.ok(
+        "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { name } }",
+        {"i": {"name": name, "dimension": base.shape[1]}},
+    )
+    for start in range(0, len(base), 1000):
+        chunk = [
+            {"id": str(i), "vector": b64(base[i])}
+            for i in range(start, min(start + 1000, len(base)))
+        ]
+        await api.ok(UPSERT, {"c": name, "r": chunk})
+    await api.store.writer.flush(await api.store.collections.get(name))
+    normed = base / np.linalg.norm(base, axis=1, keepdims=True)
+    recalls = []
+    for q in queries:
+        truth = set(np.argsort(-(normed @ (q / np.linalg.norm(q))))[:10].tolist())
+        data = await api.ok(SEARCH, {"c": name, "v": b64(q), "k": 10})
+        got = {int(h["id"]) for h in data["search"]["hits"]}
+        recalls.append(len(got & truth) / 10)
+    assert float(np.mean(recalls)) >= 0.95, np.mean(recalls)
+
+
+async def test_one_sql_statement_per_search_whatever_top_k(api: Api, name: str) -> None:
+    vectors = await setup(api, name, n=150)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = api.store.engine.sync_engine
+    await api.ok(SEARCH, {"c": name, "v": b64(vectors[0]), "k": 1})  # warms the registry entry
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for k in (1, 10, 100):
+            statements.clear()
+            data = await api.ok(SEARCH, {"c": name, "v": b64(vectors[1]), "k": k})
+            assert len(data["search"]["hits"]) == k
+            assert len(statements) == 1, statements
+            assert "vq_record" in statements[0]
+
+        calls = []
+        original = api.store.vectors.search
+
+        async def spy(*args: Any, **kwargs: Any) -> Any:
+            calls.append(len(args[1]))
+            return await original(*args, **kwargs)
+
+        api.store.vectors.search = spy
+        try:
+            statements.clear()
+            data = await api.ok(
+                """query($c: String!, $vs: [Vector!]!) {
+                     searchBatch(collection: $c, vectors: $vs, topK: 7) { hits { id record { id } } } }""",
+                {"c": name, "vs": [b64(v) for v in vectors[:5]]},
+            )
+        finally:
+            del api.store.vectors.search
+        assert calls == [5]
+        assert len(statements) == 1, statements
+        results = data["searchBatch"]
+        assert len(results) == 5
+        assert [r["hits"][0]["id"] for r in results] == [f"r{i:04d}" for i in range(5)]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_loaders_are_per_request(api: Api, name: str) -> None:
+    vectors = await setup(api, name, n=50, multi_tenant=True)
+    from store.loaders import Loaders
+
+    seen: list[tuple[int, tuple[str | None, ...]]] = []
+    original = Loaders._load_records
+
+    async def spy(self: Loaders, keys: Any) -> Any:
+        seen.append((id(self), tuple(sorted({k[1] for k in keys}))))
+        return await original(self, keys)
+
+    Loaders._load_records = spy  # type: ignore[method-assign]
+    try:
+        a, b = await asyncio.gather(
+            api.ok(SEARCH, {"c": name, "v": b64(vectors[0]), "k": 50, "t": "A"}),
+            api.ok(SEARCH, {"c": name, "v": b64(vectors[0]), "k": 50, "t": "B"}),
+        )
+    finally:
+        Loaders._load_records = original  # type: ignore[method-assign]
+    assert len({loader for loader, _ in seen}) == 2
+    assert sorted(t for _, t in seen) == [("A",), ("B",)]
+    assert {h["record"]["tenant"] for h in a["search"]["hits"]} == {"A"}
+    assert {h["record"]["tenant"] for h in b["search"]["hits"]} == {"B"}
+
+
+async def test_tenants_never_see_or_delete_each_other(api: Api, name: str) -> None:
+    vectors = await setup(api, name, n=40, multi_tenant=True)
+    b_ids = [f"r{i:04d}" for i in range(1, 40, 2)]
+    # Tenant A names B's ids in its filter: nothing comes back.
+    data = await api.ok(
+        SEARCH,
+        {"c": name, "v": b64(vectors[1]), "k": 100, "t": "A", "w": {"field": "id", "in": b_ids}},
+    )
+    assert data["search"]["hits"] == []
+    near = await api.error(SEARCH, {"c": name, "near": b_ids[0], "t": "A"})
+    assert near["extensions"]["code"] == "NOT_FOUND"
+    listed = await api.ok(
+        'query($c: String!) { records(collection: $c, tenant: "A", first: 100) { totalCount } }',
+        {"c": name},
+    )
+    assert listed["records"]["totalCount"] == 20
+    deleted = await api.ok(
+        """mutation($c: String!, $w: Filter) {
+             deleteRecords(collection: $c, where: $w, tenant: "A") { deleted } }""",
+        {"c": name, "w": {"field": "id", "in": b_ids}},
+    )
+    assert deleted["deleteRecords"]["deleted"] == 0
+    no_tenant = await api.error(SEARCH, {"c": name, "v": b64(vectors[1])})
+    assert no_tenant["extensions"]["code"] == "BAD_USER_INPUT"
+    b_count = await api.ok(
+        'query($c: String!) { records(collection: $c, tenant: "B") { totalCount } }', {"c": name}
+    )
+    assert b_count["records"]["totalCount"] == 20
+
+
+async def test_model_and_dimension_mismatch(api: Api, name: str) -> None:
+    await setup(api, name, n=3)
+    ok = await api.ok(SEARCH, {"c": name, "v": b64(np.ones(DIM)), "m": "m1"})
+    assert ok["search"]["hits"]
+    error = await api.error(SEARCH, {"c": name, "v": b64(np.ones(DIM)), "m": "other"})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["expected"] == "m1@2"
+    assert error["extensions"]["actual"] == "other"
+    dim = await api.error(SEARCH, {"c": name, "v": [1.0, 2.0]})
+    assert dim["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "dimension is 2, expected 16" in dim["message"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "code"),
+    [
+        ({"k": 0}, "BAD_USER_INPUT"),
+        ({"k": 1001}, "BAD_USER_INPUT"),
+        ({"k": 600, "o": 600}, "LIMIT_EXCEEDED"),
+        ({"o": -1}, "BAD_USER_INPUT"),
+        ({"near": "r0001"}, "BAD_USER_INPUT"),  # both vector and nearId
+        ({"p": {"nprobe": 4}}, "BAD_USER_INPUT"),  # HNSW has no nprobe
+        ({"p": {"ef": 5}}, "BAD_USER_INPUT"),  # ef < topK
+    ],
+)
+async def test_search_argument_rules(
+    api: Api, name: str, variables: dict[str, Any], code: str
+) -> None:
+    await setup(api, name, n=3)
+    error = await api.error(SEARCH, {"c": name, "v": b64(np.ones(DIM)), **variables})
+    assert error["extensions"]["code"] == code
+
+
+async def test_range_search(api: Api, name: str) -> None:
+    vectors = await setup(api, name, metric="L2", index={"type": "FLAT"})
+    q = vectors[0]
+    dist = np.linalg.norm(vectors - q, axis=1)
+    radius = float(np.sort(dist)[30])
+    data = await api.ok(SEARCH, {"c": name, "v": b64(q), "k": 100, "p": {"radius": radius}})
+    got = {h["id"] for h in data["search"]["hits"]}
+    want = {f"r{i:04d}" for i in np.nonzero(dist < radius)[0]}
+    assert got == want
+    assert all(h["distance"] < radius for h in data["search"]["hits"])
+
+
+async def test_records_cursor_is_stable_under_inserts(api: Api, name: str) -> None:
+    await setup(api, name, n=30)
+    query = """query($c: String!, $a: String) {
+      records(collection: $c, first: 10, after: $a) {
+        totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id } } } }"""
+    page1 = (await api.ok(query, {"c": name}))["records"]
+    assert [e["node"]["id"] for e in page1["edges"]] == [f"r{i:04d}" for i in range(10)]
+    # Insert records that sort before and after the cursor.
+    await api.ok(
+        UPSERT,
+        {"c": name, "r": [{"id": "a_first", "vector": b64(np.ones(DIM))},
+                          {"id": "r0015x", "vector": b64(np.ones(DIM))}]},
+    )  # fmt: skip
+    page2 = (await api.ok(query, {"c": name, "a": page1["pageInfo"]["endCursor"]}))["records"]
+    assert [e["node"]["id"] for e in page2["edges"]][:7] == [
+        "r0010", "r0011", "r0012", "r0013", "r0014", "r0015", "r0015x",
+    ]  # fmt: skip
+    assert page2["totalCount"] == 32
+    bad = await api.error(query, {"c": name, "a": "garbage"})
+    assert bad["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_delete_by_filter(api: Api, name: str) -> None:
+    vectors = await setup(api, name, n=40)
+    deleted = await api.ok(
+        "mutation($c: String!, $w: Filter) { deleteRecords(collection: $c, where: $w) { deleted } }",
+        {"c": name, "w": {"field": "group", "eq": "odd"}},
+    )
+    assert deleted["deleteRecords"]["deleted"] == 20
+    data = await api.ok(SEARCH, {"c": name, "v": b64(vectors[1]), "k": 100})
+    assert all(int(h["id"][1:]) % 2 == 0 for h in data["search"]["hits"])
+    assert len(data["search"]["hits"]) == 20
+    assert await api.store.vectors.count(f"vq_{name}") == 20
