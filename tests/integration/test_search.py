@@ -26,7 +26,13 @@ query($c: String!, $v: Vector, $near: ID, $k: Int! = 10, $o: Int! = 0, $w: Filte
 }
 """
 UPSERT = """
-mutation($c: String!, $r: [RecordInput!]!) { upsertRecords(collection: $c, records: $r) { upserted } }
+mutation($c: String!, $r: [RecordInput!]!) {
+  upsertRecords(collection: $c, records: $r) { upserted }
+}
+"""
+
+DELETE_WHERE = """
+mutation($c: String!, $w: Filter) { deleteRecords(collection: $c, where: $w) { deleted } }
 """
 
 
@@ -168,7 +174,7 @@ async def test_near_id_uses_the_stored_vector_and_excludes_itself(api: Api, name
                 ]
             },
             lambda i: i < 3 or (i > 100 and i % 2 == 1),
-        ),  # fmt: skip
+        ),
     ],
 )
 async def test_filters_in_search_and_records_agree(
@@ -180,7 +186,8 @@ async def test_filters_in_search_and_records_agree(
     assert {h["id"] for h in data["search"]["hits"]} == want
     listed = await api.ok(
         """query($c: String!, $w: Filter) {
-             records(collection: $c, where: $w, first: 1000) { totalCount edges { node { id } } } }""",
+             records(collection: $c, where: $w, first: 1000) {
+               totalCount edges { node { id } } } }""",
         {"c": name, "w": where},
     )
     assert {e["node"]["id"] for e in listed["records"]["edges"]} == want
@@ -216,7 +223,7 @@ async def test_hostile_filter_values_match_nothing(api: Api, name: str) -> None:
         )
         assert data["search"]["hits"] == []
         deleted = await api.ok(
-            "mutation($c: String!, $w: Filter) { deleteRecords(collection: $c, where: $w) { deleted } }",
+            DELETE_WHERE,
             {"c": name, "w": {"field": "id", "eq": value}},
         )
         assert deleted["deleteRecords"]["deleted"] == 0
@@ -281,7 +288,8 @@ async def test_one_sql_statement_per_search_whatever_top_k(api: Api, name: str) 
             statements.clear()
             data = await api.ok(
                 """query($c: String!, $vs: [Vector!]!) {
-                     searchBatch(collection: $c, vectors: $vs, topK: 7) { hits { id record { id } } } }""",
+                     searchBatch(collection: $c, vectors: $vs, topK: 7) {
+                       hits { id record { id } } } }""",
                 {"c": name, "vs": [b64(v) for v in vectors[:5]]},
             )
         finally:
@@ -420,7 +428,7 @@ async def test_records_cursor_is_stable_under_inserts(api: Api, name: str) -> No
 async def test_delete_by_filter(api: Api, name: str) -> None:
     vectors = await setup(api, name, n=40)
     deleted = await api.ok(
-        "mutation($c: String!, $w: Filter) { deleteRecords(collection: $c, where: $w) { deleted } }",
+        DELETE_WHERE,
         {"c": name, "w": {"field": "group", "eq": "odd"}},
     )
     assert deleted["deleteRecords"]["deleted"] == 20
