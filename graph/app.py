@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
@@ -15,8 +16,11 @@ from strawberry.fastapi import GraphQLRouter
 from graph.context import Context
 from graph.graphiql import assets_directory, graphiql_html
 from graph.health import health_router
+from graph.instrumentation import OperationSpan, TelemetryMiddleware
+from graph.logs import configure_logging
 from graph.schema import build_schema
 from graph.settings import Settings
+from graph.telemetry import Telemetry, metrics_router
 from store import Store, StoreConfig, Unavailable
 
 log = logging.getLogger("vectorql.app")
@@ -34,6 +38,7 @@ def store_config(settings: Settings) -> StoreConfig:
 
 
 ASSETS_PATH = "/graphiql-assets"
+BACKLOG_INTERVAL = 15.0  # seconds between reads of the reconciler backlog for OTLP export
 
 
 class VectorqlRouter(GraphQLRouter[Context, None]):
@@ -43,10 +48,18 @@ class VectorqlRouter(GraphQLRouter[Context, None]):
         return HTMLResponse(graphiql_html(endpoint=request.url.path, assets_path=ASSETS_PATH))
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:
+    """``telemetry``: where traces and metrics go; by default built from ``settings`` and shut
+    down with the app (one passed in is the caller's to shut down)."""
+    owns_telemetry = telemetry is None
+    tel = telemetry or Telemetry.from_settings(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = await Store.open(store_config(settings), connect_milvus=False)
+        store = await Store.open(
+            store_config(settings), connect_milvus=False, instruments=tel.store
+        )
+        tel.instrument_engine(store.engine)
         try:
             await store.vectors.connect()
             await store.load_collections()
@@ -59,14 +72,22 @@ def create_app(settings: Settings) -> FastAPI:
             reconciler = asyncio.create_task(
                 store.reconciler.run_forever(settings.reconcile_interval), name="reconciler"
             )
+        backlog = None
+        if tel.pushes_metrics:  # the OTLP reader reads the backlog gauge on its own schedule
+            backlog = asyncio.create_task(
+                tel.refresh_backlog_forever(store, BACKLOG_INTERVAL), name="backlog"
+            )
         try:
             yield
         finally:
-            if reconciler is not None:
-                reconciler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reconciler
+            for task in (reconciler, backlog):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await store.close()
+            if owns_telemetry:
+                await asyncio.to_thread(tel.shutdown)  # flushes exporters: may block a moment
 
     app = FastAPI(
         title="vectorql",
@@ -82,7 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
         return Context(store=request.app.state.store, settings=settings)
 
     graphql = VectorqlRouter(
-        build_schema(),
+        build_schema(extensions=[partial(OperationSpan, tracer=tel.tracer)]),
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         allow_queries_via_get=False,
@@ -91,9 +112,15 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.graphiql_enabled:
         app.mount(ASSETS_PATH, StaticFiles(directory=assets_directory()), name="graphiql-assets")
     app.include_router(health_router())
+    if settings.metrics:
+        app.include_router(metrics_router(tel, token=settings.metrics_token))
+    # Added last, so it is the outermost middleware: its span and latency cover all the others.
+    app.add_middleware(TelemetryMiddleware, telemetry=tel, graphql_path="/graphql")
     return app
 
 
 def app_from_environment() -> FastAPI:
     """uvicorn factory for ``--workers``/``--reload``: settings come from the environment."""
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    return create_app(settings)

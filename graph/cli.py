@@ -35,6 +35,8 @@ def serve(
     """Serve the GraphQL API (GraphiQL at /graphql)."""
     import uvicorn
 
+    from graph.logs import configure_logging
+
     settings = load_settings(host=host, port=port, workers=workers)
     if settings.workers > 1 and settings.milvus_is_lite_file:
         typer.echo(
@@ -47,6 +49,7 @@ def serve(
     # Workers and the reloader build the app in other processes from the environment.
     for name, value in (("HOST", settings.host), ("PORT", settings.port)):
         os.environ[f"{ENV_PREFIX}{name}"] = str(value)
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
     uvicorn.run(
         "graph.app:app_from_environment",
         factory=True,
@@ -55,6 +58,8 @@ def serve(
         workers=settings.workers if not reload else None,
         reload=reload,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers go through graph.logs like every other
+        access_log=False,  # replaced by the request line (graph.instrumentation)
         proxy_headers=True,
     )
 

@@ -3,8 +3,9 @@
 - ``VectorqlError`` subclasses carry their code (``BAD_USER_INPUT``, ``NOT_FOUND``, ...).
 - Syntax errors: ``GRAPHQL_PARSE_FAILED``; invalid argument values (a wrong scalar, a missing
   required argument): ``BAD_USER_INPUT``; other validation errors: ``GRAPHQL_VALIDATION_FAILED``.
-- Anything else is a bug: logged with its traceback and returned as ``INTERNAL`` with a masked
-  message and an error id to find it in the logs.
+- Anything else is a bug: logged with its traceback, the trace id and an error id, recorded on
+  the operation's span, and returned as ``INTERNAL`` with a masked message, the error id and the
+  trace id (``extensions.errorId``, ``extensions.traceId``) to find it in the logs and traces.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.error import GraphQLError, GraphQLSyntaxError
+from opentelemetry import trace
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
+from graph.logs import span_ids
 from store.errors import VectorqlError
 
 log = logging.getLogger("vectorql.errors")
@@ -72,20 +75,25 @@ def map_error(error: GraphQLError) -> GraphQLError:
     code, extra = classify(error)
     if code == "INTERNAL":
         error_id = uuid.uuid4().hex[:16]
+        span = trace.get_current_span()
+        trace_ids = span_ids(span)
         log.error(
             "internal error %s in %s: %r",
             error_id,
             ".".join(str(p) for p in error.path or []),
             error.original_error,
             exc_info=error.original_error,
+            extra={"error_id": error_id, **trace_ids},
         )
+        if error.original_error is not None:
+            span.record_exception(error.original_error, attributes={"vectorql.error_id": error_id})
         return GraphQLError(
             f"Internal server error (error id {error_id}).",
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,
             path=error.path,
-            extensions={"code": "INTERNAL", "errorId": error_id},
+            extensions={"code": "INTERNAL", "errorId": error_id, **_client_trace_id(trace_ids)},
         )
     extensions = {**(error.extensions or {}), **extra, "code": code}
     return GraphQLError(
@@ -96,6 +104,10 @@ def map_error(error: GraphQLError) -> GraphQLError:
         path=error.path,
         extensions=extensions,
     )
+
+
+def _client_trace_id(trace_ids: dict[str, str]) -> dict[str, str]:
+    return {"traceId": trace_ids["trace_id"]} if trace_ids else {}
 
 
 class ErrorMapping(SchemaExtension):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import strawberry
 from graphql.error import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
 from graph.context import Info
@@ -219,8 +222,9 @@ class VectorqlSchema(strawberry.Schema):
         return None  # ErrorMapping logs INTERNAL errors with their id and traceback
 
 
-def build_schema() -> strawberry.Schema:
-    return VectorqlSchema(query=Query, mutation=Mutation, extensions=[ErrorMapping])
+def build_schema(*, extensions: Sequence[Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
+    """``extensions`` run outside the error mapping (they see the mapped errors)."""
+    return VectorqlSchema(query=Query, mutation=Mutation, extensions=[*extensions, ErrorMapping])
 
 
 __all__ = ["Mutation", "Query", "build_schema", "classify"]

@@ -95,6 +95,9 @@ async def search(
     sql_start = time.perf_counter()
     joined = await _join(loaders, info, request.tenant, results)
     end = time.perf_counter()
+    store.instruments.search_finished(
+        info.name, milvus_s=sql_start - milvus_start, sql_s=end - sql_start, total_s=end - start
+    )
     outcomes = []
     for raw, hits in zip(results, joined, strict=True):
         explain = Explain(

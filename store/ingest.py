@@ -24,6 +24,7 @@ from sqlmodel import col
 
 from store.errors import InvalidInput, Problem, Unavailable
 from store.fields import FieldValueError, _check_json, canonical
+from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordError, RecordState, UpsertOutcome
 from store.tables import RecordRow, utcnow
 from store.vectors import ID_MAX_LENGTH, TENANT_MAX_LENGTH, VectorIndex
@@ -156,10 +157,12 @@ class Writer:
         sessions: async_sessionmaker[AsyncSession],
         vectors: VectorIndex,
         flush_threshold: int,
+        instruments: Instruments | None = None,
     ) -> None:
         self._sessions = sessions
         self._vectors = vectors
         self._flush_threshold = flush_threshold
+        self._instruments = instruments or Instruments()
         # Rows written since the last flush, per Milvus collection (a heuristic of this process).
         self._unflushed: dict[str, int] = {}
 
@@ -182,6 +185,7 @@ class Writer:
         if not records:
             return
         revisions = await self._store_pending(info, records)
+        self._instruments.ingested(info.name, len(records))  # stored: searchable soon or now
         try:
             for start in range(0, len(records), MILVUS_CHUNK):
                 await self._vectors.upsert(info, records[start : start + MILVUS_CHUNK])

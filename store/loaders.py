@@ -31,6 +31,10 @@ class Loaders:
 
     async def _load_records(self, keys: Sequence[RecordKey]) -> list[StoredRecord | None]:
         self.record_batches.append(len(keys))
+        with self._store.instruments.loader_batch("records", len(keys)):
+            return await self._records(keys)
+
+    async def _records(self, keys: Sequence[RecordKey]) -> list[StoredRecord | None]:
         groups: dict[tuple[str, str | None], list[str]] = {}
         for collection, tenant, id in keys:
             groups.setdefault((collection, tenant), []).append(id)

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -27,6 +28,7 @@ from sqlmodel import col
 from store.collections import Collections
 from store.errors import Unavailable
 from store.ingest import Writer
+from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordState
 from store.tables import LeaseRow, RecordRow, utcnow
 from store.vectors import VectorIndex
@@ -57,7 +59,9 @@ class Reconciler:
         collections: Collections,
         writer: Writer,
         lease_seconds: float = 120.0,
+        instruments: Instruments | None = None,
     ) -> None:
+        self._instruments = instruments or Instruments()
         self._sessions = sessions
         self._vectors = vectors
         self._collections = collections
@@ -67,6 +71,20 @@ class Reconciler:
 
     async def run_once(self, *, full: bool = False) -> ReconcileReport:
         """One pass over every collection; ``skipped`` when another process holds the lease."""
+        # One trace per pass, so its SQL and Milvus spans are grouped rather than loose roots.
+        with self._instruments.tracer.start_as_current_span("reconciler pass") as span:
+            report = await self._pass(full=full)
+            span.set_attributes(
+                {
+                    "reconciler.skipped": report.skipped,
+                    "reconciler.pushed": report.pushed,
+                    "reconciler.deleted": report.deleted,
+                    "reconciler.orphans_removed": report.orphans_removed,
+                }
+            )
+            return report
+
+    async def _pass(self, *, full: bool) -> ReconcileReport:
         report = ReconcileReport()
         if not await self._acquire():
             report.skipped = True
@@ -91,6 +109,26 @@ class Reconciler:
             except Exception:
                 log.exception("reconciler pass failed")
             await asyncio.sleep(interval)
+
+    async def pending_by_collection(self, names: Sequence[str]) -> dict[str, int]:
+        """Rows waiting for Milvus in each named collection (0 for none), in one statement
+        that reads only the pending rows through the (collection, state) index."""
+        counts = dict.fromkeys(names, 0)
+        if not counts:
+            return counts
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(col(RecordRow.collection), func.count())
+                .where(
+                    and_(
+                        col(RecordRow.collection).in_(list(counts)),
+                        col(RecordRow.state) == RecordState.PENDING.value,
+                    )
+                )
+                .group_by(col(RecordRow.collection))
+            )
+            counts.update({str(c): int(n) for c, n in rows.all()})
+        return counts
 
     async def pending_count(self) -> int:
         async with self._sessions() as session:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from store import database
 from store.collections import Collections
 from store.ingest import Writer
+from store.instruments import Instruments
 from store.listing import Lister
 from store.reads import Reader
 from store.reconciler import Reconciler
@@ -30,14 +31,26 @@ class StoreConfig:
 class Store:
     """Open with ``await Store.open(config)``; close with ``await store.close()``."""
 
-    def __init__(self, *, config: StoreConfig, engine: AsyncEngine, vectors: VectorIndex) -> None:
+    def __init__(
+        self,
+        *,
+        config: StoreConfig,
+        engine: AsyncEngine,
+        vectors: VectorIndex,
+        instruments: Instruments | None = None,
+    ) -> None:
         self.config = config
         self.engine = engine
+        self.instruments = instruments or Instruments()
+        self.instruments.watch_sql_errors(engine)
         self.sessions: async_sessionmaker[AsyncSession] = database.sessionmaker(engine)
         self.vectors = vectors
         self.collections = Collections(sessions=self.sessions, vectors=vectors)
         self.writer = Writer(
-            sessions=self.sessions, vectors=vectors, flush_threshold=config.flush_threshold
+            sessions=self.sessions,
+            vectors=vectors,
+            flush_threshold=config.flush_threshold,
+            instruments=self.instruments,
         )
         self.reader = Reader(sessions=self.sessions)
         self.lister = Lister(sessions=self.sessions)
@@ -47,13 +60,25 @@ class Store:
             vectors=vectors,
             collections=self.collections,
             writer=self.writer,
+            instruments=self.instruments,
         )
 
     @classmethod
-    async def open(cls, config: StoreConfig, *, connect_milvus: bool = True) -> Store:
+    async def open(
+        cls,
+        config: StoreConfig,
+        *,
+        connect_milvus: bool = True,
+        instruments: Instruments | None = None,
+    ) -> Store:
+        """``instruments``: where spans and metrics go (default: nowhere)."""
+        instruments = instruments or Instruments()
         engine = database.make_engine(config.database_url, pool_size=config.sql_pool_size)
         vectors = VectorIndex(
-            uri=config.milvus_uri, token=config.milvus_token, timeout=config.milvus_timeout
+            uri=config.milvus_uri,
+            token=config.milvus_token,
+            timeout=config.milvus_timeout,
+            instruments=instruments,
         )
         try:
             await database.create_tables(engine)
@@ -63,7 +88,7 @@ class Store:
             await vectors.close()
             await engine.dispose()
             raise
-        return cls(config=config, engine=engine, vectors=vectors)
+        return cls(config=config, engine=engine, vectors=vectors, instruments=instruments)
 
     @property
     def dialect(self) -> str:

@@ -8,10 +8,11 @@ blocks the event loop. Failures come out as ``store.errors`` types.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,10 +20,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from store.errors import InvalidInput, Unavailable
 from store.fields import ABSENT_COLUMN, DEFAULT_STRING_MAX, LIST_CAPACITY, to_milvus
+from store.instruments import Instruments
 from store.records import (
     CollectionInfo,
     Consistency,
@@ -127,8 +131,15 @@ class VectorIndex:
     """One Milvus connection with typed, async, time-bounded operations."""
 
     def __init__(
-        self, *, uri: str, token: str | None = None, timeout: float = 10.0, threads: int = 16
+        self,
+        *,
+        uri: str,
+        token: str | None = None,
+        timeout: float = 10.0,
+        threads: int = 16,
+        instruments: Instruments | None = None,
     ) -> None:
+        self._instruments = instruments or Instruments()
         self._uri = uri
         self._token = token or ""
         self.timeout = timeout
@@ -198,11 +209,32 @@ class VectorIndex:
         assert self._client is not None
         return self._client
 
-    async def _run(self, fn: Callable[[], T], what: str) -> T:
+    async def _run(
+        self, fn: Callable[[], T], what: str, attributes: Mapping[str, AttributeValue] | None = None
+    ) -> T:
+        """Run ``fn`` on the pool in one ``milvus <what>`` span; failures are counted."""
+        with self._instruments.tracer.start_as_current_span(
+            f"milvus {what}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "db.system.name": "milvus",
+                "db.operation.name": what,
+                **(attributes or {}),
+            },
+        ):
+            try:
+                return await self._call(fn, what)
+            except Exception:
+                self._instruments.backend_error("milvus")
+                raise
+
+    async def _call(self, fn: Callable[[], T], what: str) -> T:
         loop = asyncio.get_running_loop()
+        # The worker thread runs in this task's context: its log lines carry the trace id.
+        in_context = partial(contextvars.copy_context().run, fn)
         try:
             return await asyncio.wait_for(
-                loop.run_in_executor(self._pool, fn), timeout=self.timeout + 2.0
+                loop.run_in_executor(self._pool, in_context), timeout=self.timeout + 2.0
             )
         except TimeoutError:
             raise Unavailable(f"Milvus did not answer {what} within {self.timeout:g}s") from None
@@ -305,7 +337,9 @@ class VectorIndex:
         client = await self._connected()
         rows = [entity(info, r) for r in records]
         await self._run(
-            partial(client.upsert, info.milvus_name, rows, timeout=self.timeout), "upsert"
+            partial(client.upsert, info.milvus_name, rows, timeout=self.timeout),
+            "upsert",
+            {"db.collection.name": info.milvus_name, "milvus.rows": len(rows)},
         )
 
     async def delete_ids(self, mname: str, ids: Sequence[str]) -> None:
@@ -313,7 +347,9 @@ class VectorIndex:
             return
         client = await self._connected()
         await self._run(
-            partial(client.delete, mname, ids=list(ids), timeout=self.timeout), "delete"
+            partial(client.delete, mname, ids=list(ids), timeout=self.timeout),
+            "delete",
+            {"db.collection.name": mname, "milvus.ids": len(ids)},
         )
 
     async def flush(self, mname: str) -> None:
@@ -408,7 +444,20 @@ class VectorIndex:
                 [VectorHit(str(h["id"]), float(h["distance"])) for h in hits] for hits in result
             ]
 
-        return await self._run(search, "search")
+        return await self._run(
+            search,
+            "search",
+            {
+                "db.collection.name": info.milvus_name,
+                "milvus.top_k": limit,
+                "milvus.offset": offset,
+                "milvus.nq": len(data),
+                "milvus.index_type": info.index.type.value,
+                "milvus.metric": info.metric.value,
+                "milvus.consistency": consistency.value,
+                "milvus.filtered": bool(expr),
+            },
+        )
 
 
 def entity(info: CollectionInfo, record: RecordData) -> dict[str, Any]:

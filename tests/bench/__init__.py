@@ -1,0 +1,1 @@
+"""On-demand benchmarks (``make bench-ingest``, ``make bench-search``); not collected by pytest."""
