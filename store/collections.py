@@ -63,7 +63,7 @@ class Collections:
         *,
         sessions: async_sessionmaker[AsyncSession],
         vectors: VectorIndex,
-        cache_seconds: float = 2.0,
+        cache_seconds: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._vectors = vectors
@@ -169,15 +169,21 @@ class Collections:
             row.updated_at = utcnow()
         return await self.get(name)
 
-    async def stats(self, names: Sequence[str]) -> list[CollectionStats]:
-        """Record counts by state for each name, in one SQL statement."""
+    async def stats(
+        self, names: Sequence[str], *, tenant: str | None = None
+    ) -> list[CollectionStats]:
+        """Record counts by state for each name (only ``tenant``'s, when given), in one SQL
+        statement."""
         if not names:
             return []
+        query = select(col(RecordRow.collection), col(RecordRow.state), func.count()).where(
+            col(RecordRow.collection).in_(list(set(names)))
+        )
+        if tenant is not None:
+            query = query.where(col(RecordRow.tenant) == tenant)
         async with self._sessions() as session:
             result = await session.execute(
-                select(col(RecordRow.collection), col(RecordRow.state), func.count())
-                .where(col(RecordRow.collection).in_(list(set(names))))
-                .group_by(col(RecordRow.collection), col(RecordRow.state))
+                query.group_by(col(RecordRow.collection), col(RecordRow.state))
             )
             counts: dict[str, dict[str, int]] = {}
             for collection, state, n in result.all():

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 import numpy as np
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
@@ -78,6 +79,9 @@ class Capabilities:
     filter_templating: bool
     like: str  # "full": prefix, suffix and infix patterns; "prefix": only "abc%"
     index_types: frozenset[IndexType] = field(default_factory=frozenset)
+    # Milvus 2.3 upserts route rows to the wrong partition when the collection has a partition
+    # key (milvus-io/milvus#30607): there, multi-tenant writes go as delete + insert.
+    upsert_with_partition_key: bool = True
 
     @property
     def lite(self) -> bool:
@@ -120,6 +124,7 @@ def detect_capabilities(version: str) -> Capabilities:
         filter_templating=modern,
         like="full" if v >= (2, 4) else "prefix",
         index_types=frozenset(IndexType),
+        upsert_with_partition_key=v >= (2, 4),
     )
 
 
@@ -143,6 +148,9 @@ class VectorIndex:
         self._uri = uri
         self._token = token or ""
         self.timeout = timeout
+        # Creating, indexing, loading and flushing take seconds on a busy server: they get a
+        # longer bound than data calls (a server that is down still fails at once).
+        self.ddl_timeout = max(60.0, timeout * 6)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="milvus")
         self._client: MilvusClient | None = None
         self._capabilities: Capabilities | None = None
@@ -210,7 +218,12 @@ class VectorIndex:
         return self._client
 
     async def _run(
-        self, fn: Callable[[], T], what: str, attributes: Mapping[str, AttributeValue] | None = None
+        self,
+        fn: Callable[[], T],
+        what: str,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        *,
+        limit: float | None = None,
     ) -> T:
         """Run ``fn`` on the pool in one ``milvus <what>`` span; failures are counted."""
         with self._instruments.tracer.start_as_current_span(
@@ -223,23 +236,26 @@ class VectorIndex:
             },
         ):
             try:
-                return await self._call(fn, what)
+                return await self._call(fn, what, limit=limit or self.timeout + 2.0)
             except Exception:
                 self._instruments.backend_error("milvus")
                 raise
 
-    async def _call(self, fn: Callable[[], T], what: str) -> T:
+    async def _call(self, fn: Callable[[], T], what: str, *, limit: float) -> T:
         loop = asyncio.get_running_loop()
         # The worker thread runs in this task's context: its log lines carry the trace id.
         in_context = partial(contextvars.copy_context().run, fn)
         try:
             return await asyncio.wait_for(
-                loop.run_in_executor(self._pool, in_context), timeout=self.timeout + 2.0
+                loop.run_in_executor(self._pool, in_context), timeout=limit
             )
         except TimeoutError:
-            raise Unavailable(f"Milvus did not answer {what} within {self.timeout:g}s") from None
+            raise Unavailable(f"Milvus did not answer {what} within {limit:g}s") from None
         except MilvusException as e:
             raise _translate(e, what) from e
+        except grpc.RpcError as e:
+            # A hung server surfaces as a raw gRPC error (DEADLINE_EXCEEDED), not a MilvusException.
+            raise Unavailable(f"Milvus {what} failed: {e.code().name}") from e
         except (ConnectionError, OSError) as e:
             raise Unavailable(f"Milvus {what} failed: {e}") from e
 
@@ -267,8 +283,8 @@ class VectorIndex:
         mname = info.milvus_name
 
         def create() -> None:
-            if client.has_collection(mname, timeout=self.timeout):
-                client.drop_collection(mname, timeout=self.timeout)
+            if client.has_collection(mname, timeout=self.ddl_timeout):
+                client.drop_collection(mname, timeout=self.ddl_timeout)
             kwargs: dict[str, Any] = {}
             if info.multi_tenant:
                 kwargs["num_partitions"] = 16
@@ -278,21 +294,21 @@ class VectorIndex:
                 index_params=index,
                 num_shards=info.shards,
                 consistency_level="Session",
-                timeout=self.timeout,
+                timeout=self.ddl_timeout,
                 **kwargs,
             )
-            client.load_collection(mname, timeout=self.timeout)
+            client.load_collection(mname, timeout=self.ddl_timeout)
 
-        await self._run(create, "create_collection")
+        await self._run(create, "create_collection", limit=self.ddl_timeout * 3)
 
     async def drop_collection(self, mname: str) -> None:
         client = await self._connected()
 
         def drop() -> None:
-            if client.has_collection(mname, timeout=self.timeout):
-                client.drop_collection(mname, timeout=self.timeout)
+            if client.has_collection(mname, timeout=self.ddl_timeout):
+                client.drop_collection(mname, timeout=self.ddl_timeout)
 
-        await self._run(drop, "drop_collection")
+        await self._run(drop, "drop_collection", limit=self.ddl_timeout * 2)
 
     async def rebuild_index(self, info: CollectionInfo, index: IndexSpec) -> None:
         """Replace the vector index: release, drop the old index, build the new one, load."""
@@ -301,13 +317,13 @@ class VectorIndex:
         params = _index_params(client, index, info.metric)
 
         def rebuild() -> None:
-            client.flush(mname, timeout=self.timeout)
-            client.release_collection(mname, timeout=self.timeout)
-            client.drop_index(mname, "vector", timeout=self.timeout)
-            client.create_index(mname, params, timeout=self.timeout)
-            client.load_collection(mname, timeout=self.timeout)
+            client.flush(mname, timeout=self.ddl_timeout)
+            client.release_collection(mname, timeout=self.ddl_timeout)
+            client.drop_index(mname, "vector", timeout=self.ddl_timeout)
+            client.create_index(mname, params, timeout=self.ddl_timeout)
+            client.load_collection(mname, timeout=self.ddl_timeout)
 
-        await self._run(rebuild, "update_index")
+        await self._run(rebuild, "update_index", limit=self.ddl_timeout * 5)
 
     async def list_collections(self) -> list[str]:
         client = await self._connected()
@@ -316,7 +332,11 @@ class VectorIndex:
 
     async def ensure_loaded(self, mname: str) -> None:
         client = await self._connected()
-        await self._run(partial(client.load_collection, mname, timeout=self.timeout), "load")
+        await self._run(
+            partial(client.load_collection, mname, timeout=self.ddl_timeout),
+            "load",
+            limit=self.ddl_timeout + 2,
+        )
 
     async def describe(self, mname: str) -> dict[str, Any]:
         """Milvus's own description of a collection and its vector index (for tests and admin)."""
@@ -336,6 +356,20 @@ class VectorIndex:
             return
         client = await self._connected()
         rows = [entity(info, r) for r in records]
+        caps = self.capabilities
+        if info.multi_tenant and not caps.upsert_with_partition_key:
+            ids = [r.id for r in records]
+
+            def replace() -> None:
+                client.delete(info.milvus_name, ids=ids, timeout=self.timeout)
+                client.insert(info.milvus_name, rows, timeout=self.timeout)
+
+            await self._run(
+                replace,
+                "upsert",
+                {"db.collection.name": info.milvus_name, "milvus.rows": len(rows)},
+            )
+            return
         await self._run(
             partial(client.upsert, info.milvus_name, rows, timeout=self.timeout),
             "upsert",
@@ -354,7 +388,11 @@ class VectorIndex:
 
     async def flush(self, mname: str) -> None:
         client = await self._connected()
-        await self._run(partial(client.flush, mname, timeout=self.timeout), "flush")
+        await self._run(
+            partial(client.flush, mname, timeout=self.ddl_timeout),
+            "flush",
+            limit=self.ddl_timeout + 2,
+        )
 
     async def query_ids(self, mname: str, expr: str, *, limit: int = 16_384) -> list[str]:
         client = await self._connected()

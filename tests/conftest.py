@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,15 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def milvus_lite_uri(session_dir: Path) -> str:
     return str(session_dir / "milvus.db")
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> str:
+    """The test PostgreSQL (skips, or fails under VECTORQL_TEST_REQUIRE_BACKENDS=1, if absent)."""
+    reason = await _postgres_reachable(POSTGRES_URL)
+    if reason:
+        backend_missing("PostgreSQL", reason)
+    return POSTGRES_URL
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -115,12 +125,79 @@ async def running_api(settings: Settings) -> AsyncIterator[Api]:
 
 
 @pytest.fixture(scope="session")
-async def api(database_url: str, milvus_lite_uri: str) -> AsyncIterator[Api]:
-    """The app on Milvus Lite and the parametrized SQL backend."""
+def milvus_server(session_dir: Path) -> Iterator[Any]:
+    """A real Milvus standalone server (PyPI ``milvus``, 2.3) on a free loopback port."""
+    from tests.servers import ServerStartError, start_milvus_standalone
+
+    try:
+        server = start_milvus_standalone(session_dir / "milvus-standalone")
+    except (ServerStartError, OSError, ImportError) as e:
+        backend_missing("the Milvus standalone server", f"{type(e).__name__}: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session", params=["lite", "server"])
+def milvus_uri(request: pytest.FixtureRequest, milvus_lite_uri: str) -> str:
+    """Milvus Lite in process, or the Milvus standalone server."""
+    if request.param == "lite":
+        return milvus_lite_uri
+    server = request.getfixturevalue("milvus_server")
+    return str(server.uri)
+
+
+CELL_TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+async def api(database_url: str, milvus_uri: str) -> AsyncIterator[Api]:
+    """The app over HTTP on each cell of {Milvus Lite, Milvus server} x {SQLite, PostgreSQL}."""
     async with running_api(
-        make_settings(milvus_uri=milvus_lite_uri, database_url=database_url)
+        make_settings(milvus_uri=milvus_uri, database_url=database_url, milvus_timeout=30)
     ) as api:
         yield api
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    cell = _cell_of(item)
+    if cell:
+        CELL_TIMES[cell] = CELL_TIMES.get(cell, 0.0) + time.perf_counter() - start
+
+
+def _cell_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    milvus = callspec.params.get("milvus_uri")
+    sql = callspec.params.get("database_url")
+    if milvus is None or sql is None:
+        return None
+    return f"milvus={milvus} sql={sql}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Checks that never reach Milvus (``@pytest.mark.validation``) run on the Milvus Lite cells
+    only: the server cells keep every test that writes, searches, filters or injects faults."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_server = callspec is not None and callspec.params.get("milvus_uri") == "server"
+        (drop if on_server and item.get_closest_marker("validation") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if CELL_TIMES:
+        terminalreporter.section("time per backend cell (test bodies)")
+        for cell, seconds in sorted(CELL_TIMES.items()):
+            terminalreporter.write_line(f"{cell:40s} {seconds:8.1f} s")
 
 
 @pytest.fixture

@@ -104,6 +104,7 @@ async def test_duplicate_name_is_conflict(api: Api, name: str) -> None:
     assert name in error["message"]
 
 
+@pytest.mark.validation
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
@@ -137,6 +138,7 @@ async def test_invalid_definitions_are_bad_user_input(
     assert stored is None
 
 
+@pytest.mark.validation
 async def test_unknown_field_type_is_bad_user_input(api: Api, name: str) -> None:
     spec = collection_input(name, fields=[{"name": "a", "type": "DECIMAL"}])
     error = await api.error(CREATE, {"input": spec})

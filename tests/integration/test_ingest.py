@@ -140,6 +140,7 @@ async def test_upsert_list_and_base64_then_read(api: Api, name: str) -> None:
     assert missing == {"record": None}
 
 
+@pytest.mark.validation
 @pytest.mark.parametrize(
     ("record", "fragment"),
     [
@@ -189,6 +190,7 @@ async def test_each_validation_rule(
     assert await milvus_ids(api, name) == set()
 
 
+@pytest.mark.validation
 async def test_duplicate_ids_in_a_batch(api: Api, name: str) -> None:
     await make_collection(api, name)
     error = await api.error(UPSERT, {"c": name, "r": [good(1), good(2), good(1)]})
@@ -268,6 +270,7 @@ async def test_multi_tenant_rules(api: Api, name: str) -> None:
     }
 
 
+@pytest.mark.validation
 async def test_batch_over_the_limit_is_refused(api: Api, name: str) -> None:
     await make_collection(api, name)
     limit = api.app.state.settings.max_batch_size

@@ -1,0 +1,215 @@
+"""Real servers: faults on a Milvus standalone process, and two API processes sharing Milvus and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.conftest import backend_missing, make_settings, running_api
+
+ROOT = Path(__file__).resolve().parents[2]
+DIM = 8
+TIMEOUT = 3.0
+
+UPSERT = """mutation($c: String!, $r: [RecordInput!]!) {
+  upsertRecords(collection: $c, records: $r) { upserted } }"""
+SEARCH = """query($c: String!, $v: Vector!, $cons: Consistency) {
+  search(collection: $c, vector: $v, topK: 50, consistency: $cons) { hits { id } } }"""
+
+
+def records(start: int, stop: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(start)
+    return [
+        {
+            "id": f"r{i}",
+            "vector": base64.b64encode(rng.random(DIM, dtype=np.float32).tobytes()).decode(),
+            "metadata": {"n": i},
+        }
+        for i in range(start, stop)
+    ]
+
+
+@pytest.fixture
+def own_milvus_server(tmp_path: Path) -> Iterator[Any]:
+    """A Milvus standalone server of this test's own, to kill and restart."""
+    from tests.servers import ServerStartError, start_milvus_standalone
+
+    try:
+        server = start_milvus_standalone(tmp_path / "milvus")
+    except (ServerStartError, OSError, ImportError) as e:
+        backend_missing("the Milvus standalone server", f"{type(e).__name__}: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_milvus_server_killed_and_restarted(
+    own_milvus_server: Any, tmp_path: Path, name: str
+) -> None:
+    settings = make_settings(
+        milvus_uri=own_milvus_server.uri,
+        milvus_timeout=TIMEOUT,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+    )
+    async with running_api(settings) as api:
+        await api.ok(
+            """mutation($n: String!) { createCollection(input: {
+                 name: $n, dimension: 8, fields: [{name: "n", type: INT}]}) { name } }""",
+            {"n": name},
+        )
+        await api.ok(UPSERT, {"c": name, "r": records(0, 20)})
+        query = records(0, 1)[0]["vector"]
+
+        own_milvus_server.kill()
+        start = time.perf_counter()
+        error = await api.error(SEARCH, {"c": name, "v": query})
+        assert error["extensions"]["code"] == "UNAVAILABLE"
+        assert time.perf_counter() - start < TIMEOUT + 5
+        start = time.perf_counter()
+        error = await api.error(UPSERT, {"c": name, "r": records(20, 30)})
+        assert error["extensions"]["code"] == "UNAVAILABLE"
+        assert "stored" in error["message"]
+        assert time.perf_counter() - start < TIMEOUT + 5
+        ready = await api.client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["milvus"]["ok"] is False
+        assert (await api.client.get("/healthz")).status_code == 200
+        stats = await api.ok(
+            "query($n: String!) { collection(name: $n) { stats { records pending } } }",
+            {"n": name},
+        )
+        assert stats["collection"]["stats"] == {"records": 30, "pending": 10}
+
+        own_milvus_server.restart()
+        assert (await api.client.get("/readyz")).status_code == 200
+        data = await api.ok(SEARCH, {"c": name, "v": query, "cons": "STRONG"})
+        assert len(data["search"]["hits"]) == 20
+        report = await api.store.reconciler.run_once()
+        assert report.pushed == 10
+        data = await api.ok(SEARCH, {"c": name, "v": query, "cons": "STRONG"})
+        assert {h["id"] for h in data["search"]["hits"]} == {f"r{i}" for i in range(30)}
+        assert await api.store.vectors.all_ids(f"vq_{name}") == {f"r{i}" for i in range(30)}
+
+
+def free_port() -> int:
+    from tests.servers import free_port as pick
+
+    return pick()
+
+
+def serve(port: int, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "graph.cli", "serve", "--port", str(port), *extra],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"API process exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"API on port {port} not ready: {log.read_text()[-2000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def test_two_api_processes_share_milvus_server_and_postgres(
+    milvus_server: Any, postgres_url: str, tmp_path: Path, name: str
+) -> None:
+    env = {
+        "VECTORQL_MILVUS_URI": milvus_server.uri,
+        "VECTORQL_DATABASE_URL": postgres_url,
+        "VECTORQL_RECONCILE_INTERVAL": "1",
+        "VECTORQL_LOG_LEVEL": "WARNING",
+    }
+    ports = [free_port(), free_port()]
+    logs = [tmp_path / "api-a.log", tmp_path / "api-b.log"]
+    procs = [serve(ports[0], env, logs[0]), serve(ports[1], env, logs[1], "--workers", "2")]
+    try:
+        for port, proc, log in zip(ports, procs, logs, strict=True):
+            wait_ready(port, proc, log)
+        a = f"http://127.0.0.1:{ports[0]}/graphql"
+        b = f"http://127.0.0.1:{ports[1]}/graphql"
+        async with httpx.AsyncClient(timeout=60) as client:
+
+            async def gql(url: str, query: str, variables: dict[str, Any]) -> Any:
+                body = (
+                    await client.post(url, json={"query": query, "variables": variables})
+                ).json()
+                assert not body.get("errors"), body
+                return body["data"]
+
+            await gql(
+                a,
+                """mutation($n: String!) {
+                     createCollection(input: {name: $n, dimension: 8}) { name } }""",
+                {"n": name},
+            )
+            await gql(a, UPSERT, {"c": name, "r": records(0, 10)})
+            seen = await gql(
+                b, 'query($c: String!) { record(collection: $c, id: "r3") { id } }', {"c": name}
+            )
+            assert seen == {"record": {"id": "r3"}}
+            hits = await gql(
+                b, SEARCH, {"c": name, "v": records(0, 1)[0]["vector"], "cons": "STRONG"}
+            )
+            assert {h["id"] for h in hits["search"]["hits"]} == {f"r{i}" for i in range(10)}
+            await gql(
+                b,
+                'mutation($c: String!) { deleteRecords(collection: $c, ids: ["r3"]) { deleted } }',
+                {"c": name},
+            )
+            gone = await gql(
+                a, 'query($c: String!) { record(collection: $c, id: "r3") { id } }', {"c": name}
+            )
+            assert gone == {"record": None}
+            await gql(a, "mutation($n: String!) { dropCollection(name: $n) }", {"n": name})
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+async def test_only_one_reconciler_runs_at_a_time(database_url: str, milvus_uri: str) -> None:
+    settings = make_settings(milvus_uri=milvus_uri, database_url=database_url)
+    async with running_api(settings) as first, running_api(settings) as second:
+        holder = first.store.reconciler
+        assert await holder._acquire()
+        try:
+            report = await second.store.reconciler.run_once()
+            assert report.skipped
+        finally:
+            await holder._release()
+        report = await second.store.reconciler.run_once()
+        assert not report.skipped
