@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from strawberry.fastapi import GraphQLRouter
 
 from graph.context import Context
+from graph.examples import examples_directory
 from graph.graphiql import assets_directory, graphiql_html
 from graph.health import health_router
 from graph.instrumentation import OperationSpan, TelemetryMiddleware
@@ -111,6 +112,9 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     app.include_router(graphql, prefix="/graphql")
     if settings.graphiql_enabled:
         app.mount(ASSETS_PATH, StaticFiles(directory=assets_directory()), name="graphiql-assets")
+    if settings.examples:
+        examples = StaticFiles(directory=examples_directory(), html=True)
+        app.mount("/examples", examples, name="examples")
     app.include_router(health_router())
     if settings.metrics:
         app.include_router(metrics_router(tel, token=settings.metrics_token))

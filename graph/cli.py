@@ -31,13 +31,16 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
     workers: Annotated[int | None, typer.Option(help="uvicorn worker processes.")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    examples: Annotated[
+        bool | None, typer.Option(help="Serve the worked example page at /examples/.")
+    ] = None,
 ) -> None:
     """Serve the GraphQL API (GraphiQL at /graphql)."""
     import uvicorn
 
     from graph.logs import configure_logging
 
-    settings = load_settings(host=host, port=port, workers=workers)
+    settings = load_settings(host=host, port=port, workers=workers, examples=examples)
     if settings.workers > 1 and settings.milvus_is_lite_file:
         typer.echo(
             "vectorql: --workers > 1 needs a Milvus server: a Milvus Lite file opens in one "
@@ -47,7 +50,11 @@ def serve(
         )
         raise typer.Exit(2)
     # Workers and the reloader build the app in other processes from the environment.
-    for name, value in (("HOST", settings.host), ("PORT", settings.port)):
+    for name, value in (
+        ("HOST", settings.host),
+        ("PORT", settings.port),
+        ("EXAMPLES", settings.examples),
+    ):
         os.environ[f"{ENV_PREFIX}{name}"] = str(value)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     uvicorn.run(

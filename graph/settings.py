@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         None, description="Allow introspection (default: on in development)."
     )
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins.")
+    examples: bool = Field(
+        False, description="Serve the worked example page (examples/web) at /examples/."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a terminal, JSON lines otherwise."
