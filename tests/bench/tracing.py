@@ -6,7 +6,9 @@ side by side in one run.
 the same SQLite file (a few thousand random records, HNSW, flushed), and serve GraphQL through
 httpx's ASGI transport (no network). Requests alternate between the two apps in a random order, so
 drift (caches, compaction, the machine) lands on both. Prints the p50/p90/p99 of each and the p50
-ratio, per topK. Target (issue 7): tracing on within 10% of off at the p50.
+ratio, per topK, of the wall-clock latency and of the CPU time this process spent on the request
+(the API's own work, tracing included, without Milvus Lite's server process; steadier than wall
+time on a busy machine). Target (issue 7): tracing on within 10% of off at the p50.
 
 Examples::
 
@@ -116,33 +118,37 @@ async def measure(args: argparse.Namespace) -> int:
                     for client in clients.values():
                         await post(client, SEARCH, {"c": COLLECTION, "v": q, "k": k})
                 times: dict[str, list[float]] = {"off": [], "on": []}
+                cpu: dict[str, list[float]] = {"off": [], "on": []}
                 exporter.clear()
                 spans = 0
                 for q in queries:
                     sides = list(clients)
                     order.shuffle(sides)
                     for side in sides:
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), time.process_time()
                         await post(clients[side], SEARCH, {"c": COLLECTION, "v": q, "k": k})
                         times[side].append((time.perf_counter() - t0) * 1000)
+                        cpu[side].append((time.process_time() - c0) * 1000)
                     spans += len(exporter.get_finished_spans())
                     exporter.clear()  # constant memory, as a batch exporter would keep it
-                p50 = {s: statistics.median(t) for s, t in times.items()}
-                ratio = p50["on"] / p50["off"]
-                worst = max(worst, ratio)
                 print(f"\ntopK {k}: {spans / len(queries):.1f} spans per traced search")
-                print(f"  {'':14}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}")
-                for side, label in (("off", "tracing off"), ("on", "tracing on")):
-                    t = times[side]
-                    print(
-                        f"  {label:14}{p50[side]:10.3f}{percentile(t, 90):10.3f}"
-                        f"{percentile(t, 99):10.3f}"
-                    )
-                print(f"  p50 on/off: {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)")
+                for what, samples in (("wall ms", times), ("CPU ms", cpu)):
+                    p50 = {s: statistics.median(t) for s, t in samples.items()}
+                    ratio = p50["on"] / p50["off"]
+                    if what == "wall ms":
+                        worst = max(worst, ratio)
+                    print(f"  {what:14}{'p50':>10}{'p90':>10}{'p99':>10}")
+                    for side, label in (("off", "tracing off"), ("on", "tracing on")):
+                        t = samples[side]
+                        print(
+                            f"  {label:14}{p50[side]:10.3f}{percentile(t, 90):10.3f}"
+                            f"{percentile(t, 99):10.3f}"
+                        )
+                    print(f"  p50 on/off: {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)")
             traced.shutdown()
     target = 1.10
     verdict = "within" if worst <= target else "OVER"
-    print(f"\nworst p50 ratio {worst:.3f}: {verdict} the {target:.2f} target")
+    print(f"\nworst wall-clock p50 ratio {worst:.3f}: {verdict} the {target:.2f} target")
     return 0 if worst <= target else 1
 
 
@@ -150,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=3000)
     parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--top-k", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--seed", type=int, default=7)
