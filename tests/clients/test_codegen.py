@@ -67,7 +67,7 @@ def node_modules() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
         tool_missing(
-            "Node.js and npm",
+            "Node.js",
             "node or npm is not on PATH",
             hint="install Node.js 20 or newer (Debian: apt-get install nodejs npm)",
         )
