@@ -6,7 +6,8 @@ One pass, per collection:
 3. ``deleting`` rows are deleted from Milvus, then from SQL;
 4. when the counts disagree, the id sets are compared: Milvus entities that SQL does not have
    are deleted, and ``indexed`` rows that Milvus lacks are pushed again;
-5. Milvus collections (``vq_*``) that no registry row owns are dropped.
+5. with ``full`` only (``vectorql reconcile --full``): Milvus collections (``vq_*``) that no
+   registry row owns are dropped, and the id sets are compared even when the counts agree.
 Only one process runs a pass at a time: a lease row in SQL is taken first.
 """
 
@@ -93,7 +94,10 @@ class Reconciler:
             infos = await self._collections.all()
             for info in infos:
                 await self._reconcile(info, report, full=full)
-            await self._drop_unowned({i.milvus_name for i in infos}, report)
+            if full:
+                # Only on request: another deployment (or test run) may share this Milvus with a
+                # registry of its own, and its collections would look unowned from here.
+                await self._drop_unowned({i.milvus_name for i in infos}, report)
         finally:
             await self._release()
         return report
