@@ -9,8 +9,8 @@ and ``not`` inverts it, exactly as in ``evaluate``.
 Values are rendered as literals (Milvus Lite 3.x and Milvus 2.3 have no ``filter_params``):
 strings in double quotes escaping only ``\\``, ``"``, newline, carriage return and tab, the escapes
 both Milvus Lite's tokenizer and the server grammar read the same way; every other character,
-control characters included, goes through verbatim (checked against Milvus Lite 3.2.2). Field
-names come from the declared schema only and must be identifiers.
+control characters included, goes through verbatim (checked against Milvus Lite 3.2.2 and Milvus
+2.3.5). Field names come from the declared schema only and must be identifiers.
 
 ``like`` never relies on escapes inside a Milvus LIKE pattern: Milvus Lite evaluates a pattern
 without escape support when the expression also uses ``array_contains`` and with it otherwise, and
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from store.errors import InvalidInput, Problem
-from store.fields import ABSENT_COLUMN
+from store.fields import ABSENT_COLUMN, INT64_MAX, INT64_MIN
 from store.fields import to_milvus as milvus_value
 from store.filters.tree import (
     ID_FIELD,
@@ -187,6 +187,10 @@ class _Renderer:
 
     def compare(self, spec: FieldSpec, f: Compare) -> str:
         column = spec.name
+        if spec.type is FieldType.INT and INT64_MIN in (
+            f.value if isinstance(f.value, tuple) else (f.value,)
+        ):
+            return self.int64_min(column, f.op, f.value)
         element = FieldType.STRING if spec.type is FieldType.STRING_LIST else spec.type
         value = self.value(element, f.value)
         if f.op in _SYMBOLS:
@@ -196,6 +200,28 @@ class _Renderer:
         if f.op is Op.NOT_IN:
             return f"not ({column} in {value})"
         return f"{_FUNCTIONS[f.op]}({column}, {value})"
+
+    def int64_min(self, column: str, op: Op, value: Any) -> str:
+        """A comparison with the least INT64 without writing it: Milvus reads ``-N`` as ``-(N)``
+        and ``N`` = 2**63 overflows (Milvus 2.3: "strconv.ParseInt: value out of range")."""
+        above = f"{column} >= {self.value(FieldType.INT, INT64_MIN + 1)}"
+        at_min = f"{column} < {self.value(FieldType.INT, INT64_MIN + 1)}"
+        if op in (Op.EQ, Op.LTE):
+            return at_min
+        if op in (Op.NE, Op.GT):
+            return above
+        if op is Op.GTE:  # every value
+            return f"{column} <= {self.value(FieldType.INT, INT64_MAX)}"
+        if op is Op.LT:  # no value
+            return f"{column} > {self.value(FieldType.INT, INT64_MAX)}"
+        rest = tuple(v for v in value if v != INT64_MIN)
+        if op is Op.IN:
+            return (
+                f"({column} in {self.value(FieldType.INT, rest)} or {at_min})" if rest else at_min
+            )
+        return (
+            f"(not ({column} in {self.value(FieldType.INT, rest)}) and {above})" if rest else above
+        )
 
     def like_test(self, spec: FieldSpec, pattern: LikePattern, path: str) -> str:
         column = spec.name

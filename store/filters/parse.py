@@ -85,7 +85,7 @@ class _Parser:
                 return None
             if len(combinators) > 1:
                 self.problem(
-                    path, f"one combinator per node, got {' and '.join(combinators)}; nest them"
+                    path, f"one combinator per node, got {', '.join(combinators)}; nest them"
                 )
                 return None
             return self.combinator(combinators[0], raw[combinators[0]], path, depth=depth)

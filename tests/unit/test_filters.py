@@ -1,0 +1,812 @@
+"""Filters without I/O: parsing and validation, the like pattern, Milvus rendering and escaping,
+the SQL clause's shape, and the reference evaluator."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from milvus_lite.search.filter.tokens import TokenKind, tokenize
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from store.errors import InvalidInput
+from store.filters import (
+    And,
+    Compare,
+    IsNull,
+    Like,
+    LikePattern,
+    Not,
+    Op,
+    Or,
+    Wildcard,
+    evaluate,
+    parse_filter,
+    prefix_upper_bound,
+    quote,
+    to_milvus,
+    to_milvus_template,
+    to_sql,
+)
+from store.records import FieldSpec, FieldType
+from store.tables import RecordRow
+
+T = FieldType
+FIELDS = (
+    FieldSpec("name", T.STRING, max_length=16),
+    FieldSpec("code", T.STRING, required=True),
+    FieldSpec("year", T.INT),
+    FieldSpec("price", T.FLOAT),
+    FieldSpec("live", T.BOOL),
+    FieldSpec("at", T.DATETIME),
+    FieldSpec("tags", T.STRING_LIST),
+    FieldSpec("extra", T.JSON),
+    FieldSpec("notes", T.STRING, filterable=False),
+)
+FILTERABLE = "id, name, code, year, price, live, at, tags, extra"
+
+
+def parse(raw: Any, *, max_depth: int = 4, max_list: int = 5) -> Any:
+    return parse_filter(raw, fields=FIELDS, max_depth=max_depth, max_list=max_list)
+
+
+def problems(raw: Any, **kw: Any) -> list[tuple[str | None, str]]:
+    with pytest.raises(InvalidInput) as caught:
+        parse(raw, **kw)
+    return [(p.path, p.message) for p in caught.value.problems]
+
+
+def milvus(raw: Any, **kw: Any) -> str:
+    return to_milvus(parse(raw), fields=FIELDS, **kw)
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+
+def test_a_filter_parses_into_a_frozen_tree_of_canonical_values() -> None:
+    f = parse(
+        {
+            "and": [
+                {"field": "at", "gte": "2024-01-01T02:00:00+02:00"},
+                {
+                    "or": [
+                        {"field": "price", "lt": 5},
+                        {"not": {"field": "year", "in": [1, 2.0, 1]}},
+                    ]
+                },
+                {"field": "name", "like": "a\\%b%"},
+                {"field": "extra", "isNull": False},
+                {"field": "tags", "containsAll": ["x", "y"]},
+            ]
+        }
+    )
+    assert f == And(
+        (
+            Compare("at", Op.GTE, "2024-01-01T00:00:00.000000Z"),
+            Or((Compare("price", Op.LT, 5.0), Not(Compare("year", Op.IN, (1, 2))))),
+            Like("name", LikePattern(("a%b", Wildcard.ANY))),
+            IsNull("extra", False),
+            Compare("tags", Op.CONTAINS_ALL, ("x", "y")),
+        )
+    )
+    assert isinstance(f.items[1].items[0].value, float)
+    hash(f)  # frozen all the way down
+    with pytest.raises(AttributeError):
+        f.items = ()  # type: ignore[misc]
+
+
+def test_id_is_always_filterable_with_string_operators() -> None:
+    assert parse({"field": "id", "gt": "a"}) == Compare("id", Op.GT, "a")
+    assert parse({"field": "id", "like": "a%"}) == Like("id", LikePattern(("a", Wildcard.ANY)))
+    assert problems({"field": "id", "eq": 5}) == [
+        ("where.eq", "expected a string, got an integer (id)")
+    ]
+    assert problems({"field": "id", "isNull": True}) == [
+        (
+            "where.isNull",
+            "isNull does not apply to id; use eq, ne, in, notIn, gt, gte, lt, lte, like",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"field": "nope", "eq": 1},
+            [("where.field", f"unknown field 'nope'; filterable fields: {FILTERABLE}")],
+        ),
+        (
+            {"field": "notes", "eq": "x"},
+            [("where.field", f"field 'notes' is not filterable; filterable fields: {FILTERABLE}")],
+        ),
+        ({"field": 3, "eq": 1}, [("where.field", "expected a field name")]),
+        ({"eq": 1}, [("where.field", "missing: name the field the operator applies to")]),
+        (
+            {"field": "year", "eq": 1, "gt": 0},
+            [("where", "one operator per filter node, got eq, gt; combine nodes with and")],
+        ),
+        (
+            {"field": "year"},
+            [
+                (
+                    "where",
+                    "no operator for field 'year'; give one of eq, ne, in, notIn, gt, gte, "
+                    "lt, lte, isNull",
+                )
+            ],
+        ),
+        ({}, [("where", "empty filter: give and, or, not, or a field with one operator")]),
+        (
+            {"and": [{"field": "year", "eq": 1}], "field": "year", "eq": 1},
+            [
+                (
+                    "where",
+                    "a filter node is either a combinator (and, or, not) or a field with "
+                    "one operator, not both",
+                )
+            ],
+        ),
+        (
+            {"and": [{"field": "year", "eq": 1}], "or": [{"field": "year", "eq": 1}]},
+            [("where", "one combinator per node, got and, or; nest them")],
+        ),
+        ({"and": []}, [("where.and", "empty list; give at least one filter")]),
+        ({"or": []}, [("where.or", "empty list; give at least one filter")]),
+        ({"or": {"field": "year", "eq": 1}}, [("where.or", "expected a list of filters")]),
+        ({"not": None}, [("where.not", "expected a filter object, got null")]),
+        ({"and": ["x"]}, [("where.and[0]", "expected a filter object")]),
+        ({"field": "year", "eq": 1, "equals": 2}, [("where.equals", "unknown filter key")]),
+        ({"field": "year", "in": []}, [("where.in", "empty list; give at least one value")]),
+        ({"field": "year", "notIn": []}, [("where.notIn", "empty list; give at least one value")]),
+        (
+            {"field": "tags", "containsAny": []},
+            [("where.containsAny", "empty list; give at least one value")],
+        ),
+        (
+            {"field": "tags", "containsAll": []},
+            [("where.containsAll", "empty list; give at least one value")],
+        ),
+        ({"field": "year", "in": 3}, [("where.in", "expected a list of values")]),
+        ({"field": "year", "in": list(range(6))}, [("where.in", "more than 5 values")]),
+        (
+            {"or": [{"field": "year", "eq": i} for i in range(6)]},
+            [("where.or", "more than 5 filters")],
+        ),
+        (
+            {"field": "year", "eq": None},
+            [("where.eq", "null is not a value to compare with; use isNull to find absent ones")],
+        ),
+        ({"field": "year", "isNull": "yes"}, [("where.isNull", "expected true or false")]),
+        # wrong value types, per field type
+        (
+            {"field": "name", "eq": 1},
+            [("where.eq", "expected a string, got an integer (STRING field 'name')")],
+        ),
+        (
+            {"field": "name", "eq": "x" * 17},
+            [("where.eq", "string longer than 16 bytes (STRING field 'name')")],
+        ),
+        (
+            {"field": "year", "gt": "1"},
+            [("where.gt", "expected an integer, got a string (INT field 'year')")],
+        ),
+        (
+            {"field": "year", "gt": 1.5},
+            [("where.gt", "expected an integer, got a number (INT field 'year')")],
+        ),
+        (
+            {"field": "year", "gt": True},
+            [("where.gt", "expected an integer, got a boolean (INT field 'year')")],
+        ),
+        (
+            {"field": "year", "eq": 2**63},
+            [("where.eq", "integer out of the 64-bit range (INT field 'year')")],
+        ),
+        (
+            {"field": "price", "lt": "5"},
+            [("where.lt", "expected a number, got a string (FLOAT field 'price')")],
+        ),
+        (
+            {"field": "live", "eq": 1},
+            [("where.eq", "expected a boolean, got an integer (BOOL field 'live')")],
+        ),
+        (
+            {"field": "at", "lt": "yesterday"},
+            [("where.lt", "expected an ISO 8601 date-time, got 'yesterday' (DATETIME field 'at')")],
+        ),
+        (
+            {"field": "tags", "contains": ["a"]},
+            [("where.contains", "expected a string, got a list (STRING_LIST field 'tags')")],
+        ),
+        (
+            {"field": "year", "in": [1, "2", 3, None]},
+            [
+                ("where.in[1]", "expected an integer, got a string (INT field 'year')"),
+                ("where.in[3]", "expected an integer, got null (INT field 'year')"),
+            ],
+        ),
+        (
+            {"field": "name", "eq": "a\x00b"},
+            [("where.eq", "strings may not contain the NUL character (STRING field 'name')")],
+        ),
+        (
+            {"field": "name", "eq": "\ud800"},
+            [
+                (
+                    "where.eq",
+                    "strings must be valid Unicode (no lone surrogates) (STRING field 'name')",
+                )
+            ],
+        ),
+        # operators that do not apply to the type
+        (
+            {"field": "year", "like": "1%"},
+            [
+                (
+                    "where.like",
+                    "like does not apply to INT field 'year'; use eq, ne, in, notIn, gt, "
+                    "gte, lt, lte, isNull",
+                )
+            ],
+        ),
+        (
+            {"field": "live", "gt": True},
+            [("where.gt", "gt does not apply to BOOL field 'live'; use eq, ne, isNull")],
+        ),
+        (
+            {"field": "live", "in": [True]},
+            [("where.in", "in does not apply to BOOL field 'live'; use eq, ne, isNull")],
+        ),
+        (
+            {"field": "name", "contains": "a"},
+            [
+                (
+                    "where.contains",
+                    "contains does not apply to STRING field 'name'; use eq, ne, in, "
+                    "notIn, gt, gte, lt, lte, like, isNull",
+                )
+            ],
+        ),
+        (
+            {"field": "tags", "eq": ["a"]},
+            [
+                (
+                    "where.eq",
+                    "eq does not apply to STRING_LIST field 'tags'; use contains, "
+                    "containsAny, containsAll, isNull",
+                )
+            ],
+        ),
+        (
+            {"field": "extra", "eq": {"a": 1}},
+            [("where.eq", "eq does not apply to JSON field 'extra'; use isNull")],
+        ),
+        (
+            {"field": "at", "like": "2024%"},
+            [
+                (
+                    "where.like",
+                    "like does not apply to DATETIME field 'at'; use eq, ne, in, notIn, "
+                    "gt, gte, lt, lte, isNull",
+                )
+            ],
+        ),
+        # like patterns
+        ({"field": "name", "like": 5}, [("where.like", "expected a pattern string")]),
+        (
+            {"field": "name", "like": "a\\b"},
+            [
+                (
+                    "where.like",
+                    "a backslash must be followed by %, _ or another backslash (write \\\\ "
+                    "for a literal backslash)",
+                )
+            ],
+        ),
+        (
+            {"field": "name", "like": "a\\"},
+            [
+                (
+                    "where.like",
+                    "a backslash must be followed by %, _ or another backslash (write \\\\ "
+                    "for a literal backslash)",
+                )
+            ],
+        ),
+        ({"field": "name", "like": "%" * 33}, [("where.like", "pattern longer than 32 bytes")]),
+    ],
+)
+def test_each_invalid_filter_is_rejected_with_its_path(
+    raw: Any, expected: list[tuple[str, str]]
+) -> None:
+    assert problems(raw) == expected
+
+
+def test_nesting_deeper_than_the_limit_is_rejected_where_it_happens() -> None:
+    leaf = {"field": "year", "eq": 1}
+    assert parse({"not": {"not": {"not": leaf}}}, max_depth=4) == Not(
+        Not(Not(Compare("year", Op.EQ, 1)))
+    )
+    assert problems({"and": [leaf, {"not": {"not": {"not": leaf}}}]}, max_depth=4) == [
+        ("where.and[1].not.not.not", "filter nested deeper than 4 levels")
+    ]
+    assert problems({"not": leaf}, max_depth=1) == [
+        ("where.not", "filter nested deeper than 1 levels")
+    ]
+
+
+def test_every_problem_is_reported_at_once_with_its_path() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse(
+            {
+                "and": [
+                    {"field": "nope", "eq": 1},
+                    {"or": [{"field": "year", "gt": "x"}, {"field": "live", "like": "t%"}]},
+                    {"not": {"field": "name", "in": []}},
+                ]
+            }
+        )
+    error = caught.value
+    assert [p.path for p in error.problems] == [
+        "where.and[0].field",
+        "where.and[1].or[0].gt",
+        "where.and[1].or[1].like",
+        "where.and[2].not.in",
+    ]
+    assert error.message.startswith("4 invalid filter: where.and[0].field: unknown field 'nope'")
+    assert error.code == "BAD_USER_INPUT"
+    assert error.extensions["problems"][1] == {
+        "message": "expected an integer, got a string (INT field 'year')",
+        "path": "where.and[1].or[0].gt",
+    }
+
+
+def test_the_root_path_can_be_named() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_filter(
+            {"field": "x", "eq": 1}, fields=FIELDS, max_depth=2, max_list=2, path="delete.where"
+        )
+    assert caught.value.problems[0].path == "delete.where.field"
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        parse_filter({"field": "id", "eq": "a"}, fields=FIELDS, max_depth=0, max_list=1)
+
+
+# -- like patterns -----------------------------------------------------------------------------
+
+ANY, ONE = Wildcard.ANY, Wildcard.ONE
+
+
+@pytest.mark.parametrize(
+    ("text", "parts", "exact", "prefix"),
+    [
+        ("", (), "", None),
+        ("abc", ("abc",), "abc", None),
+        ("abc%", ("abc", ANY), None, "abc"),
+        ("%", (ANY,), None, ""),
+        ("%%%", (ANY,), None, ""),
+        ("a%%b", ("a", ANY, "b"), None, None),
+        ("a_c", ("a", ONE, "c"), None, None),
+        ("__", (ONE, ONE), None, None),
+        ("a\\%b", ("a%b",), "a%b", None),
+        ("a\\_%", ("a_", ANY), None, "a_"),
+        ("\\\\%", ("\\", ANY), None, "\\"),
+        ("%a", (ANY, "a"), None, None),
+        ("a%_", ("a", ANY, ONE), None, None),
+    ],
+)
+def test_like_patterns_parse_into_literals_and_wildcards(
+    text: str, parts: tuple[Any, ...], exact: str | None, prefix: str | None
+) -> None:
+    pattern = LikePattern.parse(text)
+    assert pattern.parts == parts
+    assert pattern.exact == exact
+    assert pattern.prefix == prefix
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "matches"),
+    [
+        ("abc", "abc", True),
+        ("abc", "ABC", False),
+        ("abc", "abcd", False),
+        ("a%", "a", True),
+        ("a%", "ba", False),
+        ("%a", "ba", True),
+        ("%b%", "abc", True),
+        ("a%b%b", "abb", True),
+        ("a%b%b", "ab", False),
+        ("ab%b", "ab", False),
+        ("_", "é", True),
+        ("_", "😀", True),
+        ("_", "", False),
+        ("__", "😀", False),
+        ("a_c", "a\nc", True),
+        ("%\n%", "x\ny", True),
+        ("a\\%", "a%", True),
+        ("a\\%", "ab", False),
+        ("a\\_", "ab", False),
+        ("%\\\\", "x\\", True),
+        ("%a_a%", "xxaba", True),
+        ("%a_a%", "aab", False),
+        ("", "", True),
+        ("", "a", False),
+        ("%", "", True),
+    ],
+)
+def test_like_matches_the_whole_value_case_sensitively(
+    pattern: str, value: str, matches: bool
+) -> None:
+    assert LikePattern.parse(pattern).matches(value) is matches
+
+
+def _like_regex(pattern: LikePattern) -> re.Pattern[str]:
+    out = []
+    for part in pattern.parts:
+        out.append(".*" if part is ANY else "." if part is ONE else re.escape(str(part)))
+    return re.compile("".join(out), re.DOTALL)
+
+
+@settings(max_examples=200, derandomize=True)
+@given(
+    pattern=st.lists(st.sampled_from(["a", "b", "%", "_", "\\%", "\\_", "\\\\"]), max_size=6).map(
+        "".join
+    ),
+    value=st.text(alphabet="ab%_\\", max_size=8),
+)
+def test_like_agrees_with_a_regex_reference(pattern: str, value: str) -> None:
+    parsed = LikePattern.parse(pattern)
+    assert parsed.matches(value) is bool(_like_regex(parsed).fullmatch(value))
+
+
+def test_like_matching_is_linear_without_backtracking() -> None:
+    pattern = LikePattern.parse("%a" * 30 + "%b")
+    assert pattern.matches("a" * 2000) is False  # a backtracking regex would not finish
+
+
+# -- Milvus ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"field": "year", "eq": 5}, '(not array_contains(_absent, "year") and year == 5)'),
+        ({"field": "year", "ne": -5}, '(not array_contains(_absent, "year") and year != -5)'),
+        ({"field": "price", "gt": 1}, '(not array_contains(_absent, "price") and price > 1.0)'),
+        (
+            {"field": "price", "gte": 1e300},
+            '(not array_contains(_absent, "price") and price >= 1e+300)',
+        ),
+        (
+            {"field": "price", "lte": -0.1},
+            '(not array_contains(_absent, "price") and price <= -0.1)',
+        ),
+        ({"field": "live", "eq": True}, '(not array_contains(_absent, "live") and live == true)'),
+        ({"field": "live", "ne": False}, '(not array_contains(_absent, "live") and live != false)'),
+        (
+            {"field": "at", "lt": "1970-01-01T00:00:01+00:00"},
+            '(not array_contains(_absent, "at") and at < 1000000)',
+        ),
+        (
+            {"field": "name", "in": ["a", "b"]},
+            '(not array_contains(_absent, "name") and name in ["a", "b"])',
+        ),
+        (
+            {"field": "year", "notIn": [1, 2]},
+            '(not array_contains(_absent, "year") and not (year in [1, 2]))',
+        ),
+        (
+            {"field": "tags", "contains": "x"},
+            '(not array_contains(_absent, "tags") and array_contains(tags, "x"))',
+        ),
+        (
+            {"field": "tags", "containsAny": ["x", "y"]},
+            '(not array_contains(_absent, "tags") and array_contains_any(tags, ["x", "y"]))',
+        ),
+        (
+            {"field": "tags", "containsAll": ["x"]},
+            '(not array_contains(_absent, "tags") and array_contains_all(tags, ["x"]))',
+        ),
+        ({"field": "extra", "isNull": True}, 'array_contains(_absent, "extra")'),
+        ({"field": "extra", "isNull": False}, '(not array_contains(_absent, "extra"))'),
+        # required fields and id are never absent: no guard, constant isNull
+        ({"field": "code", "eq": "x"}, '(code == "x")'),
+        ({"field": "code", "isNull": True}, '(id < "")'),
+        ({"field": "code", "isNull": False}, '(id >= "")'),
+        ({"field": "id", "gte": "k"}, '(id >= "k")'),
+        # like: exact -> ==, prefix -> range, the rest -> like
+        (
+            {"field": "name", "like": "a\\%b"},
+            '(not array_contains(_absent, "name") and name == "a%b")',
+        ),
+        (
+            {"field": "name", "like": "ab%"},
+            '(not array_contains(_absent, "name") and name >= "ab" and name < "ac")',
+        ),
+        ({"field": "name", "like": "%"}, '(not array_contains(_absent, "name") and name >= "")'),
+        ({"field": "code", "like": 'a\\_"%'}, '(code >= "a_\\"" and code < "a_#")'),
+        ({"field": "id", "like": "%a_b%"}, '(id like "%a_b%")'),
+        # combinators
+        (
+            {
+                "and": [
+                    {"field": "id", "eq": "a"},
+                    {"or": [{"field": "code", "eq": "b"}, {"not": {"field": "id", "eq": "c"}}]},
+                ]
+            },
+            '((id == "a") and ((code == "b") or (not (id == "c"))))',
+        ),
+    ],
+)
+def test_milvus_expressions(raw: Any, expected: str) -> None:
+    assert milvus(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "expected"),
+    [
+        ("eq", -(2**63), "year < -9223372036854775807"),
+        ("lte", -(2**63), "year < -9223372036854775807"),
+        ("ne", -(2**63), "year >= -9223372036854775807"),
+        ("gt", -(2**63), "year >= -9223372036854775807"),
+        ("gte", -(2**63), "year <= 9223372036854775807"),
+        ("lt", -(2**63), "year > 9223372036854775807"),
+        ("in", [-(2**63)], "year < -9223372036854775807"),
+        ("in", [1, -(2**63)], "(year in [1] or year < -9223372036854775807)"),
+        ("notIn", [-(2**63)], "year >= -9223372036854775807"),
+        ("notIn", [-(2**63), 1], "(not (year in [1]) and year >= -9223372036854775807)"),
+        ("eq", 2**63 - 1, "year == 9223372036854775807"),
+    ],
+)
+def test_the_least_int64_is_never_written_as_a_milvus_literal(
+    op: str, value: Any, expected: str
+) -> None:
+    # Milvus parses -N as -(N), and 2**63 overflows its int64 parser.
+    assert (
+        milvus({"field": "year", op: value})
+        == f'(not array_contains(_absent, "year") and {expected})'
+    )
+
+
+@pytest.mark.parametrize("pattern", ["%a", "a%b", "a_", "_", "%a%"])
+def test_prefix_only_milvus_refuses_other_patterns_naming_their_path(pattern: str) -> None:
+    f = parse({"and": [{"field": "id", "eq": "x"}, {"not": {"field": "name", "like": pattern}}]})
+    with pytest.raises(InvalidInput) as caught:
+        to_milvus(f, fields=FIELDS, like="prefix")
+    assert [(p.path, p.message) for p in caught.value.problems] == [
+        (
+            "where.and[1].not.like",
+            "this Milvus backend only supports exact and prefix patterns ('abc' or 'abc%') in like",
+        )
+    ]
+    assert to_milvus(f, fields=FIELDS, like="full")  # fine where LIKE is complete
+
+
+def test_prefix_only_milvus_still_runs_exact_and_prefix_patterns() -> None:
+    assert milvus({"field": "code", "like": "a\\_\\%"}, like="prefix") == '(code == "a_%")'
+    assert (
+        milvus({"field": "code", "like": "a\\_%"}, like="prefix")
+        == '(code >= "a_" and code < "a`")'
+    )
+
+
+@pytest.mark.parametrize("pattern", ["%a\\%", "%a\\_%", "%\\\\%", "_\\%"])
+def test_milvus_refuses_escaped_characters_inside_general_patterns(pattern: str) -> None:
+    # Milvus Lite reads LIKE escapes in some expressions and not in others: never rely on them.
+    with pytest.raises(InvalidInput, match=r"literal %, _ or backslash only in exact or prefix"):
+        milvus({"field": "name", "like": pattern})
+
+
+def test_milvus_templated_form_holds_every_value_as_a_parameter() -> None:
+    f = parse(
+        {
+            "and": [
+                {"field": "at", "gt": "1970-01-01T00:00:00.000001Z"},
+                {"field": "tags", "containsAny": ["a", '"b']},
+                {"field": "name", "like": "ab%"},
+                {"field": "id", "like": "%x"},
+                {"field": "year", "in": [1, 2]},
+                {"field": "live", "eq": False},
+                {"field": "extra", "isNull": True},
+            ]
+        },
+        max_list=10,
+    )
+    expr, params = to_milvus_template(f, fields=FIELDS)
+    assert expr == (
+        '((not array_contains(_absent, "at") and at > {p0})'
+        ' and (not array_contains(_absent, "tags") and array_contains_any(tags, {p1}))'
+        ' and (not array_contains(_absent, "name") and name >= {p2} and name < {p3})'
+        " and (id like {p4})"
+        ' and (not array_contains(_absent, "year") and year in {p5})'
+        ' and (not array_contains(_absent, "live") and live == {p6})'
+        ' and array_contains(_absent, "extra"))'
+    )
+    assert params == {
+        "p0": 1,
+        "p1": ["a", '"b'],
+        "p2": "ab",
+        "p3": "ac",
+        "p4": "%x",
+        "p5": [1, 2],
+        "p6": False,
+    }
+
+
+def test_field_names_come_from_the_schema_and_must_be_identifiers() -> None:
+    f = parse({"field": "name", "eq": "x"})
+    with pytest.raises(ValueError, match="do not declare"):
+        to_milvus(f, fields=[FieldSpec("other", T.STRING)])
+    with pytest.raises(ValueError, match="not a Milvus identifier"):
+        to_milvus(Compare("a b", Op.EQ, "x"), fields=[FieldSpec("a b", T.STRING)])
+    with pytest.raises(ValueError, match="like must be"):
+        to_milvus(f, fields=FIELDS, like="regex")  # type: ignore[arg-type]
+
+
+HOSTILE = [
+    'a" or id != "',
+    "') or true or ('",
+    '" || true || "',
+    "\\",
+    '\\"',
+    '\\" or 1 == 1 or \\"',
+    "new\nline",
+    "cr\r\n",
+    "tab\t",
+    "\u201csmart\u201d \u2018quotes\u2019",
+    "ctl\x01\x07\x0b\x0c\x1b\x7f",
+    "line\u2028para\u2029",
+    "\U0001f600 \u00e9 \u4e2d",
+    "{p0}",
+    "$meta",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_quoted_strings_read_back_as_one_string_literal_in_milvus_lites_tokenizer(
+    value: str,
+) -> None:
+    tokens = tokenize(f"name == {quote(value)}")
+    assert [t.kind for t in tokens] == [
+        TokenKind.IDENT,
+        TokenKind.EQ,
+        TokenKind.STRING,
+        TokenKind.EOF,
+    ]
+    assert tokens[2].value == value
+
+
+def test_quoting_escapes_only_what_both_milvus_parsers_read_the_same_way() -> None:
+    assert quote('a"b\\c\nd\re\tf') == '"a\\"b\\\\c\\nd\\re\\tf"'
+    assert quote("\x01\u2028\u201c") == '"\x01\u2028\u201c"'
+    with pytest.raises(ValueError, match="NUL"):
+        quote("\x00")
+
+
+@settings(max_examples=200, derandomize=True)
+@given(st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00")))
+def test_any_string_survives_quoting(value: str) -> None:
+    tokens = tokenize(quote(value))
+    assert len(tokens) == 2
+    assert tokens[0].kind is TokenKind.STRING
+    assert tokens[0].value == value
+
+
+@pytest.mark.parametrize(
+    ("prefix", "upper"),
+    [
+        ("ab", "ac"),
+        ("a\U0010ffff", "b"),
+        ("\U0010ffff\U0010ffff", None),
+        ("", None),
+        ("a\ud7ff", "a\ue000"),
+        ('a"', "a#"),
+        ("a\t", "a\n"),
+    ],
+)
+def test_prefix_upper_bound(prefix: str, upper: str | None) -> None:
+    assert prefix_upper_bound(prefix) == upper
+
+
+@settings(max_examples=200, derandomize=True)
+@given(
+    prefix=st.text(st.sampled_from(["a", "b", "\U0010ffff", "\ud7ff", "\ue000"]), max_size=3),
+    value=st.text(st.sampled_from(["a", "b", "\U0010ffff", "\ud7ff", "\ue000"]), max_size=4),
+)
+def test_a_prefix_range_holds_exactly_the_strings_with_that_prefix(prefix: str, value: str) -> None:
+    upper = prefix_upper_bound(prefix)
+    in_range = prefix <= value and (upper is None or value < upper)
+    assert in_range is value.startswith(prefix)
+    # Milvus compares UTF-8 bytes: the same order.
+    assert (prefix.encode() <= value.encode()) is (prefix <= value)
+
+
+# -- SQL ---------------------------------------------------------------------------------------
+
+
+def _sql(raw: Any, dialect: Any) -> tuple[str, dict[str, Any]]:
+    clause = to_sql(parse(raw), fields=FIELDS, dialect=dialect.name)
+    compiled = select(RecordRow.id).where(clause).compile(dialect=dialect)
+    return str(compiled), dict(compiled.params)
+
+
+@pytest.mark.parametrize(
+    "dialect", [sqlite.dialect(), postgresql.asyncpg.dialect()], ids=["sqlite", "postgresql"]
+)
+@pytest.mark.parametrize("value", HOSTILE)
+def test_sql_binds_every_value_and_field_name(dialect: Any, value: str) -> None:
+    text, params = _sql(
+        {"or": [{"field": "code", "eq": value}, {"field": "tags", "contains": value}]},
+        dialect,
+    )
+    assert value not in text
+    assert "code" not in text
+    assert value in params.values()
+
+
+def test_sql_per_dialect() -> None:
+    lite, _ = _sql(
+        {"and": [{"field": "name", "like": "a_%"}, {"field": "live", "eq": True}]}, sqlite.dialect()
+    )
+    assert "GLOB" in lite  # SQLite's LIKE ignores ASCII case
+    assert "json_type(vq_record.metadata" in lite
+    pg, params = _sql(
+        {
+            "and": [
+                {"field": "name", "gt": "a"},
+                {"field": "name", "like": "a\\%_%"},
+                {"field": "tags", "containsAny": ["x"]},
+            ]
+        },
+        postgresql.asyncpg.dialect(),
+    )
+    assert 'COLLATE "C"' in pg
+    assert "ESCAPE '\\'" in pg
+    assert "?|" in pg
+    assert "a\\%_%" in params.values()
+    with pytest.raises(ValueError, match="no filter compiler"):
+        to_sql(parse({"field": "id", "eq": "a"}), fields=FIELDS, dialect="mysql")
+
+
+def test_every_sql_leaf_is_guarded_so_not_stays_two_valued() -> None:
+    text, _ = _sql({"not": {"field": "year", "ne": 5}}, sqlite.dialect())
+    assert "NOT (json_extract(vq_record.metadata, ?) IS NOT NULL AND" in text
+
+
+# -- the reference evaluator --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "metadata", "expected"),
+    [
+        ({"field": "year", "ne": 5}, {}, False),
+        ({"field": "year", "ne": 5}, {"year": None}, False),
+        ({"field": "year", "notIn": [5]}, {}, False),
+        ({"not": {"field": "year", "eq": 5}}, {}, True),
+        ({"not": {"field": "year", "ne": 5}}, {}, True),
+        ({"field": "year", "isNull": True}, {"year": None}, True),
+        ({"field": "year", "isNull": False}, {"year": 0}, True),
+        ({"field": "tags", "contains": "a"}, {"tags": []}, False),
+        ({"field": "tags", "isNull": True}, {"tags": []}, False),
+        ({"field": "extra", "isNull": False}, {"extra": False}, True),
+        (
+            {"field": "at", "gt": "2024-01-01T00:00:00+01:00"},
+            {"at": "2023-12-31T23:30:00.000000Z"},
+            True,
+        ),
+        ({"field": "id", "like": "r_"}, {}, True),
+        ({"and": [{"field": "id", "eq": "r1"}, {"field": "year", "gte": 1}]}, {"year": 1}, True),
+        ({"or": [{"field": "id", "eq": "x"}, {"field": "year", "lt": 1}]}, {"year": 1}, False),
+    ],
+)
+def test_evaluate_is_the_reference_semantics(
+    raw: Any, metadata: dict[str, Any], expected: bool
+) -> None:
+    assert evaluate(parse(raw), id="r1", metadata=metadata) is expected
