@@ -9,16 +9,21 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from strawberry.extensions import DisableIntrospection
 from strawberry.fastapi import GraphQLRouter
 
+from graph.auth import Gatekeeper, check_exposure
 from graph.context import Context
 from graph.examples import examples_directory
 from graph.graphiql import assets_directory, graphiql_html
 from graph.health import health_router
 from graph.instrumentation import OperationSpan, TelemetryMiddleware
+from graph.limits import BodySizeLimit, ExtensionFactory, decode_json, limit_extensions
 from graph.logs import configure_logging
+from graph.production import ProductionErrors
 from graph.schema import build_schema
 from graph.settings import Settings
 from graph.telemetry import Telemetry, metrics_router
@@ -48,12 +53,18 @@ class VectorqlRouter(GraphQLRouter[Context, None]):
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(graphiql_html(endpoint=request.url.path, assets_path=ASSETS_PATH))
 
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_json(data)  # bounded nesting: see graph.limits
+
 
 def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:
     """``telemetry``: where traces and metrics go; by default built from ``settings`` and shut
     down with the app (one passed in is the caller's to shut down)."""
+    if warning := check_exposure(settings):  # raises InsecureSettings when not allowed
+        log.warning(warning)
     owns_telemetry = telemetry is None
     tel = telemetry or Telemetry.from_settings(settings)
+    gatekeeper = Gatekeeper(settings)  # the key cache and rate-limit buckets of this app
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,10 +112,23 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     app.state.settings = settings
 
     async def get_context(request: Request) -> Context:
-        return Context(store=request.app.state.store, settings=settings)
+        store = request.app.state.store
+        caller, rejection = await gatekeeper.admit(store, request.headers.get("authorization"))
+        return Context(store=store, settings=settings, caller=caller, rejection=rejection)
 
+    extensions: list[ExtensionFactory] = []
+    if settings.production:
+        extensions.append(ProductionErrors)  # first: it sees the errors after ErrorMapping
+    if not settings.introspection_enabled:
+        extensions.append(DisableIntrospection)
     graphql = VectorqlRouter(
-        build_schema(extensions=[partial(OperationSpan, tracer=tel.tracer)]),
+        build_schema(
+            extensions=[
+                *extensions,
+                *limit_extensions(settings),
+                partial(OperationSpan, tracer=tel.tracer),
+            ]
+        ),
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         allow_queries_via_get=False,
@@ -118,6 +142,15 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     app.include_router(health_router())
     if settings.metrics:
         app.include_router(metrics_router(tel, token=settings.metrics_token))
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # no CORS headers at all unless origins are configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
     # Added last, so it is the outermost middleware: its span and latency cover all the others.
     app.add_middleware(TelemetryMiddleware, telemetry=tel, graphql_path="/graphql")
     return app

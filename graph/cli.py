@@ -49,6 +49,13 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    from graph.auth import InsecureSettings, check_exposure
+
+    try:
+        check_exposure(settings)  # the app logs the warning when it is allowed
+    except InsecureSettings as e:
+        typer.echo(f"vectorql: {e}", err=True)
+        raise typer.Exit(2) from None
     # Workers and the reloader build the app in other processes from the environment.
     for name, value in (
         ("HOST", settings.host),
@@ -120,6 +127,55 @@ def reconcile(
     from graph.commands.importing import run_reconcile
 
     raise typer.Exit(run_reconcile(load_settings(), full=full))
+
+
+keys_cli = typer.Typer(
+    help="API keys: create (shown once), list, revoke. Uses the server's database settings.",
+    no_args_is_help=True,
+)
+cli.add_typer(keys_cli, name="keys")
+
+
+@keys_cli.command("create")
+def keys_create(
+    scope: Annotated[
+        str, typer.Option(help="read (queries), write (+ upserts, deletes) or admin (+ DDL).")
+    ],
+    tenant: Annotated[
+        str | None, typer.Option(help="Bind the key to this tenant (multi-tenant collections).")
+    ] = None,
+    collection: Annotated[
+        list[str] | None,
+        typer.Option("--collection", "-c", help="Allow only this collection (repeatable)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
+) -> None:
+    """Create a key and print it once (only a salted hash is stored)."""
+    from graph.commands.keys import run_create
+
+    raise typer.Exit(
+        run_create(load_settings(), scope=scope, tenant=tenant, collections=collection, name=name)
+    )
+
+
+@keys_cli.command("list")
+def keys_list(
+    json_: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """List keys (never their secrets), revoked ones included."""
+    from graph.commands.keys import run_list
+
+    raise typer.Exit(run_list(load_settings(), as_json=json_))
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (see `keys list`).")],
+) -> None:
+    """Revoke a key: servers refuse it within seconds."""
+    from graph.commands.keys import run_revoke
+
+    raise typer.Exit(run_revoke(load_settings(), key_id=key_id))
 
 
 def main() -> None:

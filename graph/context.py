@@ -1,4 +1,5 @@
-"""The per-request context: the store, the settings and this request's own DataLoaders."""
+"""The per-request context: the store, the settings, the caller and this request's own
+DataLoaders."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import strawberry
 from strawberry.fastapi import BaseContext
 
 from graph.settings import Settings
+from resolvers.access import Principal
 from resolvers.limits import Limits
-from store import Store
+from store import Store, Unauthenticated, VectorqlError
 from store.loaders import Loaders
 
 
@@ -17,11 +19,24 @@ from store.loaders import Loaders
 class Context(BaseContext):
     store: Store
     settings: Settings
+    # Resolved from the Authorization header by the context getter: the caller, or why the
+    # request is refused (the operation then fails before validation, see graph.limits).
+    caller: Principal | None = None
+    rejection: VectorqlError | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
         super().__init__()
         self.loaders = Loaders(self.store)
+
+    @property
+    def principal(self) -> Principal:
+        """The caller; a refused request never reaches a resolver, but if it did, it fails."""
+        if self.rejection is not None:
+            raise self.rejection
+        if self.caller is None:
+            raise Unauthenticated("an API key is required")
+        return self.caller
 
     @property
     def limits(self) -> Limits:

@@ -40,6 +40,7 @@ EXPOSED_CODES = frozenset(
     }
 )
 
+_TOKEN_LIMIT_HINT = "tokens. Parsing aborted."
 _BAD_VALUE_HINTS = (
     "got invalid value",
     "Expected value of type",
@@ -59,6 +60,9 @@ def classify(error: GraphQLError) -> tuple[str, dict[str, Any]]:
         return original.code, dict(original.extensions)
     if original is None:
         if isinstance(error, GraphQLSyntaxError):
+            # The parser's token limit (MaxTokensLimiter) stops it with a syntax error.
+            if _TOKEN_LIMIT_HINT in error.message:
+                return "LIMIT_EXCEEDED", {}
             return "GRAPHQL_PARSE_FAILED", {}
         if any(hint in error.message for hint in _BAD_VALUE_HINTS):
             return "BAD_USER_INPUT", {}

@@ -26,14 +26,14 @@ from store.errors import InvalidInput
 class Query:
     @strawberry.field(description="Every collection, by name.")
     async def collections(self, info: Info) -> list[Collection]:
-        return [
-            Collection.from_record(c)
-            for c in await collections.list_collections(info.context.store)
-        ]
+        ctx = info.context
+        found = await collections.list_collections(ctx.store, principal=ctx.principal)
+        return [Collection.from_record(c) for c in found]
 
     @strawberry.field(description="One collection, or null when it does not exist.")
     async def collection(self, info: Info, name: str) -> Collection | None:
-        found = await collections.get_collection(info.context.store, name)
+        ctx = info.context
+        found = await collections.get_collection(ctx.store, name, principal=ctx.principal)
         return Collection.from_record(found) if found else None
 
     @strawberry.field(
@@ -43,7 +43,11 @@ class Query:
         self, info: Info, collection: str, id: strawberry.ID, tenant: str | None = None
     ) -> Record | None:
         found = await records.get_record(
-            info.context.store, collection=collection, id=str(id), tenant=tenant
+            info.context.store,
+            collection=collection,
+            id=str(id),
+            tenant=tenant,
+            principal=info.context.principal,
         )
         return Record.from_record(found) if found else None
 
@@ -65,6 +69,7 @@ class Query:
             first=first,
             after=after,
             limits=info.context.limits,
+            principal=info.context.principal,
         )
         return RecordConnection.from_record(page)
 
@@ -101,7 +106,9 @@ class Query:
             model=model,
         )
         ctx = info.context
-        [outcome] = await search.search(ctx.store, ctx.loaders, request, limits=ctx.limits)
+        [outcome] = await search.search(
+            ctx.store, ctx.loaders, request, limits=ctx.limits, principal=ctx.principal
+        )
         return SearchResult.from_record(outcome)
 
     @strawberry.field(
@@ -131,7 +138,12 @@ class Query:
         )
         ctx = info.context
         outcomes = await search.search(
-            ctx.store, ctx.loaders, request, limits=ctx.limits, batch=True
+            ctx.store,
+            ctx.loaders,
+            request,
+            limits=ctx.limits,
+            principal=ctx.principal,
+            batch=True,
         )
         return [SearchResult.from_record(o) for o in outcomes]
 
@@ -142,16 +154,22 @@ class Mutation:
         description="Create a collection in SQL and Milvus (CONFLICT if it exists)."
     )
     async def create_collection(self, info: Info, input: CreateCollectionInput) -> Collection:
-        created = await collections.create_collection(info.context.store, input.to_spec())
+        created = await collections.create_collection(
+            info.context.store, input.to_spec(), principal=info.context.principal
+        )
         return Collection.from_record(created)
 
     @strawberry.mutation(description="Drop a collection and all its records; false if absent.")
     async def drop_collection(self, info: Info, name: str) -> bool:
-        return await collections.drop_collection(info.context.store, name)
+        return await collections.drop_collection(
+            info.context.store, name, principal=info.context.principal
+        )
 
     @strawberry.mutation(description="Rebuild the vector index with new parameters; data is kept.")
     async def update_index(self, info: Info, collection: str, index: IndexInput) -> Collection:
-        updated = await collections.update_index(info.context.store, collection, index.to_spec())
+        updated = await collections.update_index(
+            info.context.store, collection, index.to_spec(), principal=info.context.principal
+        )
         return Collection.from_record(updated)
 
     @strawberry.mutation(
@@ -170,6 +188,7 @@ class Mutation:
             records=[r.to_incoming() for r in records],
             atomic=atomic,
             limits=info.context.limits,
+            principal=info.context.principal,
         )
         return UpsertResult.from_record(outcome)
 
@@ -197,6 +216,7 @@ class Mutation:
                 where=where.to_dict(),
                 tenant=tenant,
                 limits=ctx.limits,
+                principal=ctx.principal,
             )
         else:
             deleted = await ingest.delete_records(
@@ -205,6 +225,7 @@ class Mutation:
                 ids=[str(i) for i in ids or []],
                 tenant=tenant,
                 limits=ctx.limits,
+                principal=ctx.principal,
             )
         return DeleteResult(deleted=deleted)
 

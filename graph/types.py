@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 
 from graph.context import Info
 from graph.enums import FieldType, IndexType, Metric
+from resolvers import collections
 from store.codec import from_bytes
 from store.records import (
     CollectionInfo,
@@ -80,7 +81,8 @@ class Collection:
 
     @strawberry.field(description="Record counts (one SQL statement for all listed collections).")
     async def stats(self, info: Info) -> CollectionStats:
-        s = await info.context.loaders.stats.load(self.name)
+        ctx = info.context
+        s = await collections.collection_stats(ctx.loaders, self.name, principal=ctx.principal)
         return CollectionStats(records=s.records, indexed=s.indexed, pending=s.pending)
 
     @classmethod

@@ -2,34 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from resolvers.access import Principal, can_see, check_collection, require, require_ddl
 from store import Store
+from store.errors import Forbidden
+from store.keys import Scope
+from store.loaders import Loaders
 from store.records import CollectionInfo, CollectionSpec, CollectionStats, IndexSpec
 from store.validation import validate_name
 
 
-async def create_collection(store: Store, spec: CollectionSpec) -> CollectionInfo:
+async def create_collection(
+    store: Store, spec: CollectionSpec, *, principal: Principal
+) -> CollectionInfo:
+    require_ddl(principal, spec.name, action="createCollection")
     return await store.collections.create(spec)
 
 
-async def list_collections(store: Store) -> list[CollectionInfo]:
-    return await store.collections.all()
+async def list_collections(store: Store, *, principal: Principal) -> list[CollectionInfo]:
+    require(principal, Scope.READ, action="collections")
+    return [c for c in await store.collections.all() if can_see(principal, c)]
 
 
-async def get_collection(store: Store, name: str) -> CollectionInfo | None:
+async def get_collection(store: Store, name: str, *, principal: Principal) -> CollectionInfo | None:
+    require(principal, Scope.READ, action="collection")
     validate_name(name)
-    return await store.collections.find(name)
+    check_collection(principal, name)
+    found = await store.collections.find(name)
+    if found is not None and not can_see(principal, found):
+        raise Forbidden(f"{principal.describe()} is not allowed collection {name!r}")
+    return found
 
 
-async def drop_collection(store: Store, name: str) -> bool:
+async def drop_collection(store: Store, name: str, *, principal: Principal) -> bool:
+    require_ddl(principal, name, action="dropCollection")
     return await store.collections.drop(name)
 
 
-async def update_index(store: Store, name: str, index: IndexSpec) -> CollectionInfo:
+async def update_index(
+    store: Store, name: str, index: IndexSpec, *, principal: Principal
+) -> CollectionInfo:
+    require_ddl(principal, name, action="updateIndex")
     validate_name(name)
     return await store.collections.update_index(name, index)
 
 
-async def collection_stats(store: Store, names: Sequence[str]) -> list[CollectionStats]:
-    return await store.collections.stats(names)
+async def collection_stats(loaders: Loaders, name: str, *, principal: Principal) -> CollectionStats:
+    """Record counts of a collection this caller was shown; a tenant-bound caller (shown only
+    multi-tenant collections) counts its own tenant's records."""
+    check_collection(principal, name)
+    return await loaders.stats.load((name, principal.tenant))

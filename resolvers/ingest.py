@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from resolvers.access import Principal, check_collection, records_for, require, tenant_for
 from resolvers.limits import Limits
 from store import Store
 from store.errors import InvalidInput, LimitExceeded
 from store.ingest import IncomingRecord
-from store.records import CollectionInfo, UpsertOutcome
+from store.keys import Scope
+from store.records import UpsertOutcome
 
 
 async def upsert_records(
@@ -18,14 +20,22 @@ async def upsert_records(
     records: Sequence[IncomingRecord],
     atomic: bool,
     limits: Limits,
+    principal: Principal,
 ) -> UpsertOutcome:
+    require(principal, Scope.WRITE, action="upsertRecords")
+    check_collection(principal, collection)
     if len(records) > limits.max_batch_size:
         raise LimitExceeded(
             f"{len(records)} records in one call; the limit is {limits.max_batch_size}",
             extensions={"limit": limits.max_batch_size},
         )
     info = await store.collections.get(collection)
-    return await store.writer.upsert(info, records, atomic=atomic)
+    return await store.writer.upsert(
+        info,
+        records_for(principal, info, records),
+        atomic=atomic,
+        keep_tenants=principal.tenant is not None,
+    )
 
 
 async def delete_records(
@@ -35,9 +45,12 @@ async def delete_records(
     ids: Sequence[str] | None,
     tenant: str | None,
     limits: Limits,
+    principal: Principal,
 ) -> int:
+    require(principal, Scope.WRITE, action="deleteRecords")
+    check_collection(principal, collection)
     info = await store.collections.get(collection)
-    check_tenant(info, tenant)
+    tenant = tenant_for(principal, info, tenant)
     if ids is None:
         raise InvalidInput("deleteRecords needs ids (or a where filter)")
     if len(ids) > limits.max_batch_size:
@@ -46,11 +59,3 @@ async def delete_records(
             extensions={"limit": limits.max_batch_size},
         )
     return await store.writer.delete(info, ids, tenant)
-
-
-def check_tenant(info: CollectionInfo, tenant: str | None) -> None:
-    """Multi-tenant collections need a tenant on every read and write; others refuse one."""
-    if info.multi_tenant and tenant is None:
-        raise InvalidInput(f"collection {info.name!r} is multi-tenant: tenant is required")
-    if not info.multi_tenant and tenant is not None:
-        raise InvalidInput(f"collection {info.name!r} is not multi-tenant: tenant must be omitted")

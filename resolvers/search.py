@@ -3,6 +3,7 @@ records listing. Limits, tenancy and model identity are enforced here, before an
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from resolvers.ingest import check_tenant
+from resolvers.access import Principal, check_collection, require, tenant_for
 from resolvers.limits import Limits
 from store import Store
 from store.errors import InvalidInput, LimitExceeded, NotFound
 from store.filters import Filter, parse_filter
+from store.keys import Scope
 from store.listing import Page
 from store.loaders import Loaders
 from store.records import CollectionInfo, Consistency, StoredRecord
@@ -69,14 +71,22 @@ class SearchOutcome:
 
 
 async def search(
-    store: Store, loaders: Loaders, request: SearchRequest, *, limits: Limits, batch: bool = False
+    store: Store,
+    loaders: Loaders,
+    request: SearchRequest,
+    *,
+    limits: Limits,
+    principal: Principal,
+    batch: bool = False,
 ) -> list[SearchOutcome]:
     """Run one search (``batch=False``: exactly one vector or ``near_id``) or a batch of vectors
     in one Milvus call; join every hit with SQL in one loader batch."""
     start = time.perf_counter()
+    require(principal, Scope.READ, action="searchBatch" if batch else "search")
+    check_collection(principal, request.collection)
     _check_limits(request, limits, batch=batch)
     info = await store.collections.get(request.collection, cached=True)
-    check_tenant(info, request.tenant)
+    request = dataclasses.replace(request, tenant=tenant_for(principal, info, request.tenant))
     _check_model(info, request.model)
     where = _parse_where(info, request.where, limits)
     vectors, exclude = await _query_vectors(store, info, request, batch=batch)
@@ -210,11 +220,14 @@ async def list_records(
     first: int,
     after: str | None,
     limits: Limits,
+    principal: Principal,
 ) -> Page:
+    require(principal, Scope.READ, action="records")
+    check_collection(principal, collection)
     if not 0 <= first <= limits.max_page_size:
         raise InvalidInput(f"first must be in 0..{limits.max_page_size}, got {first}")
     info = await store.collections.get(collection, cached=True)
-    check_tenant(info, tenant)
+    tenant = tenant_for(principal, info, tenant)
     return await store.lister.page(
         info, where=_parse_where(info, where, limits), tenant=tenant, first=first, after=after
     )
@@ -227,10 +240,13 @@ async def delete_where(
     where: Mapping[str, Any],
     tenant: str | None,
     limits: Limits,
+    principal: Principal,
 ) -> int:
     """Delete every record matching ``where`` (in chunks of the batch limit)."""
+    require(principal, Scope.WRITE, action="deleteRecords")
+    check_collection(principal, collection)
     info = await store.collections.get(collection)
-    check_tenant(info, tenant)
+    tenant = tenant_for(principal, info, tenant)
     parsed = _parse_where(info, where, limits)
     assert parsed is not None
     total = 0

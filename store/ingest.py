@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from store.errors import InvalidInput, Problem, Unavailable
+from store.errors import Forbidden, InvalidInput, Problem, Unavailable
 from store.fields import FieldValueError, _check_json, canonical
 from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordError, RecordState, UpsertOutcome
@@ -167,8 +167,15 @@ class Writer:
         self._unflushed: dict[str, int] = {}
 
     async def upsert(
-        self, info: CollectionInfo, incoming: Sequence[IncomingRecord], *, atomic: bool = True
+        self,
+        info: CollectionInfo,
+        incoming: Sequence[IncomingRecord],
+        *,
+        atomic: bool = True,
+        keep_tenants: bool = False,
     ) -> UpsertOutcome:
+        """``keep_tenants``: an existing record of another tenant is never replaced (the batch
+        fails with ``Forbidden``, nothing written); for callers bound to one tenant."""
         valid, problems = validate_records(info, incoming)
         if problems and atomic:
             raise InvalidInput.of(problems, what="records")
@@ -177,14 +184,16 @@ class Writer:
             for p in problems
         )
         records = [r for _, r in valid]
-        await self.write(info, records)
+        await self.write(info, records, keep_tenants=keep_tenants)
         return UpsertOutcome(ids=tuple(r.id for r in records), errors=errors)
 
-    async def write(self, info: CollectionInfo, records: Sequence[RecordData]) -> None:
+    async def write(
+        self, info: CollectionInfo, records: Sequence[RecordData], *, keep_tenants: bool = False
+    ) -> None:
         """Steps 2-4 of the protocol for records that are already valid."""
         if not records:
             return
-        revisions = await self._store_pending(info, records)
+        revisions = await self._store_pending(info, records, keep_tenants=keep_tenants)
         self._instruments.ingested(info.name, len(records))  # stored: searchable soon or now
         try:
             for start in range(0, len(records), MILVUS_CHUNK):
@@ -199,7 +208,7 @@ class Writer:
         await self._count_and_maybe_flush(info, len(records))
 
     async def _store_pending(
-        self, info: CollectionInfo, records: Sequence[RecordData]
+        self, info: CollectionInfo, records: Sequence[RecordData], *, keep_tenants: bool = False
     ) -> list[tuple[str, int]]:
         now = utcnow()
         revisions: list[tuple[str, int]] = []
@@ -235,9 +244,21 @@ class Writer:
                         "revision": col(RecordRow.revision) + 1,
                         "updated_at": now,
                     },
+                    # In the same statement as the write, so no concurrent change slips between.
+                    where=(col(RecordRow.tenant) == stmt.excluded.tenant) if keep_tenants else None,
                 ).returning(col(RecordRow.id), col(RecordRow.revision))
                 result = await session.execute(stmt)
-                revisions.extend((str(i), int(rev)) for i, rev in result.all())
+                written = [(str(i), int(rev)) for i, rev in result.all()]
+                if keep_tenants and len(written) < len(chunk):
+                    done = {i for i, _ in written}
+                    others = [r.id for r in chunk if r.id not in done]
+                    # Raising rolls the transaction back: nothing of the batch is written.
+                    raise Forbidden(
+                        f"{len(others)} record ids belong to another tenant and cannot be "
+                        f"written with this key: {', '.join(repr(i) for i in others[:10])}",
+                        extensions={"ids": others[:100]},
+                    )
+                revisions.extend(written)
         return revisions
 
     async def mark_indexed(self, collection: str, revisions: Sequence[tuple[str, int]]) -> None:

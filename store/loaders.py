@@ -15,19 +15,25 @@ from store.records import CollectionStats, StoredRecord
 from store.service import Store
 
 RecordKey = tuple[str, str | None, str]  # (collection, tenant, id)
+StatsKey = tuple[str, str | None]  # (collection, tenant: None counts every tenant)
 
 
 class Loaders:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self.stats: DataLoader[str, CollectionStats] = DataLoader(self._load_stats)
+        self.stats: DataLoader[StatsKey, CollectionStats] = DataLoader(self._load_stats)
         self.records: DataLoader[RecordKey, StoredRecord | None] = DataLoader(
             self._load_records, max_batch_size=100_000
         )
         self.record_batches: list[int] = []  # key count of each record batch (for telemetry)
 
-    async def _load_stats(self, names: Sequence[str]) -> list[CollectionStats]:
-        return await self._store.collections.stats(names)
+    async def _load_stats(self, keys: Sequence[StatsKey]) -> list[CollectionStats]:
+        tenants = {tenant for _, tenant in keys}
+        if len(tenants) == 1:  # the usual case: one statement
+            return await self._store.collections.stats([n for n, _ in keys], tenant=tenants.pop())
+        return [
+            (await self._store.collections.stats([name], tenant=tenant))[0] for name, tenant in keys
+        ]
 
     async def _load_records(self, keys: Sequence[RecordKey]) -> list[StoredRecord | None]:
         self.record_batches.append(len(keys))

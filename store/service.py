@@ -11,6 +11,7 @@ from store import database
 from store.collections import Collections
 from store.ingest import Writer
 from store.instruments import Instruments
+from store.keys import ApiKeys
 from store.listing import Lister
 from store.reads import Reader
 from store.reconciler import Reconciler
@@ -54,6 +55,7 @@ class Store:
         )
         self.reader = Reader(sessions=self.sessions)
         self.lister = Lister(sessions=self.sessions)
+        self.keys = ApiKeys(sessions=self.sessions)
         self.searcher = Searcher(vectors=vectors)
         self.reconciler = Reconciler(
             sessions=self.sessions,

@@ -76,3 +76,28 @@ class LeaseRow(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=255)
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key: only a salted scrypt hash of its secret is stored, never the secret."""
+
+    __tablename__ = "vq_api_key"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str | None = Field(default=None, max_length=256)
+    scope: str = Field(max_length=16)
+    tenant: str | None = Field(default=None, max_length=256)
+    # None: every collection; a list: only these.
+    collections: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    kdf: str = Field(max_length=64)  # e.g. "scrypt:16384:8:1", so parameters can change later
+    salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    digest: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    last_used_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )

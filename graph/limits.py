@@ -1,0 +1,244 @@
+"""Request limits, each checked before any store call, each answering ``LIMIT_EXCEEDED``.
+
+In the order a request meets them:
+
+1. ``BodySizeLimit`` (ASGI middleware): ``Content-Length`` over ``max_body_bytes`` is refused
+   before a byte is read, and a body that streams past it (chunked, or a lying header) is cut off
+   at the limit: HTTP 413 with a GraphQL-shaped error, before anything is parsed.
+2. Tokens (Strawberry's ``MaxTokensLimiter``): the parser stops after ``max_tokens``.
+3. ``RequestGate.on_validate``, before any schema validation:
+   the request's refusal from the context getter (``UNAUTHENTICATED``, or a rate limit with
+   ``extensions.retryAfter``), so an unauthenticated caller learns nothing about the schema; then
+   the size of the document with fragments inlined (``cost.expanded_size``), which bounds the work
+   of the next checks; then depth and aliases (Strawberry's ``QueryDepthLimiter`` and
+   ``MaxAliasesLimiter`` rules, run on their own first).
+4. ``RequestGate.on_execute``, after validation and before any resolver: the cost
+   (``cost.operation_cost``) against ``max_cost``.
+
+The limits of single arguments (topK, batch sizes, filter depth, page size) are the use cases'.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError, validate
+from graphql.validation import ASTValidationRule
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+
+from graph.context import Context
+from graph.cost import Caps, expanded_size, operation_cost
+from graph.settings import Settings
+from store.errors import LimitExceeded, VectorqlError
+
+# Fields once fragments are inlined, per allowed token: generous for real queries (a fragment
+# used a few times), fatal to exponential fragment fan-out.
+EXPANSION_PER_TOKEN = 5
+
+ExtensionFactory = Callable[[], SchemaExtension]
+
+
+def limit_extensions(settings: Settings) -> list[ExtensionFactory]:
+    """The schema extensions that enforce ``settings``' query limits (one instance per request)."""
+    depth_rules = QueryDepthLimiter(max_depth=settings.max_depth).validation_rules
+    alias_rules = MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules
+    rules = (*depth_rules, *alias_rules)
+    caps = Caps(
+        top_k=settings.max_top_k,
+        search_batch=settings.max_search_batch,
+        page_size=settings.max_page_size,
+    )
+
+    def tokens() -> SchemaExtension:
+        return MaxTokensLimiter(max_token_count=settings.max_tokens)
+
+    def gate() -> SchemaExtension:
+        return RequestGate(
+            rules=rules,
+            caps=caps,
+            max_cost=settings.max_cost,
+            max_expanded=settings.max_tokens * EXPANSION_PER_TOKEN,
+        )
+
+    return [tokens, gate]
+
+
+def _refusal(error: VectorqlError, nodes: Any = None) -> GraphQLError:
+    return GraphQLError(error.message, nodes=nodes, original_error=error)
+
+
+class RequestGate(SchemaExtension):
+    def __init__(
+        self,
+        *,
+        rules: tuple[type[ASTValidationRule], ...],
+        caps: Caps,
+        max_cost: int,
+        max_expanded: int,
+    ) -> None:
+        self.rules = rules
+        self.caps = caps
+        self.max_cost = max_cost
+        self.max_expanded = max_expanded
+
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        context = ec.context
+        if isinstance(context, Context) and context.rejection is not None:
+            # Setting the errors makes Strawberry skip validation and report them.
+            ec.pre_execution_errors = [_refusal(context.rejection)]
+        elif ec.graphql_document is not None:
+            ec.pre_execution_errors = self._check_shape() or None
+        yield
+
+    def _check_shape(self) -> list[GraphQLError]:
+        ec = self.execution_context
+        document = ec.graphql_document
+        assert document is not None
+        size = expanded_size(document)
+        if size > self.max_expanded:
+            return [
+                _refusal(
+                    LimitExceeded(
+                        f"the document has {size} fields once fragments are inlined; the limit "
+                        f"is {self.max_expanded}",
+                        extensions={"limit": self.max_expanded},
+                    )
+                )
+            ]
+        # Strawberry keeps the graphql-core schema private; its own validation reads it the same.
+        errors = validate(ec.schema._schema, document, self.rules)
+        return [_refusal(LimitExceeded(e.message), e.nodes) for e in errors]
+
+    def on_execute(self) -> Iterator[None]:
+        ec = self.execution_context
+        if ec.graphql_document is not None and ec.result is None:
+            cost = operation_cost(
+                ec.graphql_document,
+                operation_name=ec.operation_name,
+                variables=ec.variables,
+                caps=self.caps,
+            )
+            if cost > self.max_cost:
+                error = LimitExceeded(
+                    f"query cost {cost} is over the limit of {self.max_cost}: ask for fewer "
+                    "hits (topK), vectors, fields or searches per request",
+                    extensions={"cost": cost, "limit": self.max_cost},
+                )
+                # A result set before execution makes Strawberry skip it.
+                ec.result = GraphQLExecutionResult(data=None, errors=[_refusal(error)])
+        yield
+
+
+MAX_JSON_DEPTH = 64  # metadata may nest 32 levels; a request adds a few around it
+
+
+def decode_json(data: str | bytes) -> object:
+    """``json.loads`` for request bodies, refusing nesting deeper than ``MAX_JSON_DEPTH`` (deep
+    nesting exhausts the recursion of the decoder and of GraphQL's input coercion)."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise json.JSONDecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "", 0)
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return value
+
+
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` when the body passes the limit (caught by ``BodySizeLimit``)."""
+
+
+class BodySizeLimit:
+    """Pure ASGI middleware: refuse request bodies over ``max_bytes`` before they are parsed."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0:
+                    await self._refuse(send, status=400)
+                    return
+                if declared > self.max_bytes:
+                    await self._refuse(send, status=413)
+                    return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._refuse(send, status=413)
+
+    async def _refuse(self, send: Send, *, status: int) -> None:
+        message = (
+            f"request body is over the limit of {self.max_bytes} bytes"
+            if status == 413
+            else "invalid Content-Length"
+        )
+        code = "LIMIT_EXCEEDED" if status == 413 else "BAD_USER_INPUT"
+        body = json.dumps(
+            {
+                "data": None,
+                "errors": [
+                    {
+                        "message": message,
+                        "extensions": {"code": code, "limit": self.max_bytes},
+                    }
+                ],
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,279 @@
+"""Every request limit answers LIMIT_EXCEEDED before any store call: no SQL statement (counted
+with a ``before_cursor_execute`` listener) and no Milvus call (spied on ``store.vectors``)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, make_settings, running_api
+from tests.integration.test_security import MILVUS_METHODS, _count_sql, _spy_milvus, _unspy_milvus
+
+LIMITS = {
+    "max_depth": 8,
+    "max_aliases": 15,
+    "max_tokens": 2000,
+    "max_cost": 50_000,
+    "max_body_bytes": 64 * 1024,
+    "max_batch_size": 20,
+    "max_search_batch": 10,
+    "max_top_k": 1000,
+}
+
+
+@pytest.fixture(scope="module")
+async def limited(database_url: str, session_dir: Path) -> AsyncIterator[Api]:
+    settings = make_settings(
+        milvus_uri=str(session_dir / f"limits-{uuid.uuid4().hex[:6]}.db"),
+        database_url=database_url,
+        **LIMITS,
+    )
+    async with running_api(settings) as api:
+        name = f"lim_{uuid.uuid4().hex[:8]}"
+        await api.ok(
+            "mutation($n: String!) { createCollection(input: {name: $n, dimension: 4, "
+            'fields: [{name: "n", type: INT}]}) { name } }',
+            {"n": name},
+        )
+        api.app.state.collection = name
+        yield api
+
+
+class NoStoreCalls:
+    """Asserts that nothing in the block reached SQL or Milvus."""
+
+    def __init__(self, api: Api, *, key_lookups: bool = False) -> None:
+        self.api = api
+        self.key_lookups = key_lookups  # authentication re-reads a key's row every 2 s
+
+    def __enter__(self) -> NoStoreCalls:
+        self.milvus = _spy_milvus(self.api)
+        self.sql = _count_sql(self.api)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sql.close()
+        _unspy_milvus(self.api)
+        if exc[0] is None:
+            seen = [q for q in self.sql.seen if not (self.key_lookups and "FROM vq_api_key" in q)]
+            assert seen == [], seen
+            assert self.milvus == [], self.milvus
+
+
+@pytest.fixture
+def no_store_calls(limited: Api) -> Iterator[NoStoreCalls]:
+    with NoStoreCalls(limited) as guard:
+        yield guard
+
+
+def nested(depth: int) -> str:
+    return "{ " + " { ".join(f"f{i}" for i in range(depth)) + " }" * depth
+
+
+def fragment_bomb(levels: int) -> str:
+    fragments = "".join(
+        f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}\n" for i in range(levels)
+    )
+    return (
+        "query { ...F0 }\n"
+        + fragments
+        + f"fragment F{levels} on Query {{ collections {{ name }} }}"
+    )
+
+
+SEARCH_ALL = """
+query($c: String!, $k: Int!, $v: Vector!) {
+  search(collection: $c, vector: $v, topK: $k) {
+    hits { id score distance record { id metadata text tenant vector createdAt } } } }
+"""
+
+
+def over_limit_documents(collection: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    aliases = " ".join(f"a{i}: collections {{ name }}" for i in range(16))
+    batch = "[" + ", ".join("[1, 0, 0, 0]" for _ in range(11)) + "]"
+    records = "[" + ", ".join(f'{{id: "r{i}", vector: [1, 2, 3, 4]}}' for i in range(21)) + "]"
+    return {
+        "depth": (nested(10), {}),
+        "aliases": ("{ " + aliases + " }", {}),
+        "tokens": ("{ " + " ".join(f"a{i}: __typename" for i in range(1100)) + " }", {}),
+        "cost": (SEARCH_ALL, {"c": collection, "k": 1000, "v": [1, 0, 0, 0]}),
+        "cost in a fragment, sizes in literals": (
+            "query($c: String!) { search(collection: $c, vector: [1, 0, 0, 0], topK: 1000) "
+            "{ ...H } } fragment H on SearchResult { hits { record { vector } } }",
+            {"c": collection},
+        ),
+        "cost of searches side by side": (
+            "query($c: String!) { "
+            + " ".join(
+                f"s{i}: search(collection: $c, vector: [1, 0, 0, 0], topK: 1000) "
+                "{ hits { id score distance record { id metadata text tenant } } }"
+                for i in range(6)
+            )
+            + " }",
+            {"c": collection},
+        ),
+        "cost of a batch": (
+            "query($c: String!, $vs: [Vector!]!) { searchBatch(collection: $c, vectors: $vs, "
+            "topK: 1000) { hits { id record { id metadata } } } }",
+            {"c": collection, "vs": [[1, 0, 0, 0]] * 10},
+        ),
+        "fragment fan-out": (fragment_bomb(30), {}),
+        "offset + topK": (
+            "query($c: String!) { search(collection: $c, vector: [1, 0, 0, 0], topK: 600, "
+            "offset: 600) { tookMs } }",
+            {"c": collection},
+        ),
+        "vectors per searchBatch": (
+            f"query($c: String!) {{ searchBatch(collection: $c, vectors: {batch}) {{ tookMs }} }}",
+            {"c": collection},
+        ),
+        "records per upsert": (
+            f"mutation($c: String!) {{ upsertRecords(collection: $c, records: {records}) "
+            "{ upserted } }",
+            {"c": collection},
+        ),
+    }
+
+
+CASES = list(over_limit_documents("x"))
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_over_limit_documents_touch_no_store(
+    limited: Api, no_store_calls: NoStoreCalls, case: str
+) -> None:
+    query, variables = over_limit_documents(limited.app.state.collection)[case]
+    started = time.perf_counter()
+    body = await limited.post(query, variables)
+    assert time.perf_counter() - started < 2
+    assert body.get("errors"), body
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "LIMIT_EXCEEDED", error
+    assert not body.get("data")
+
+
+async def test_the_cost_limit_leaves_room_for_real_queries(limited: Api) -> None:
+    c = limited.app.state.collection
+    data = await limited.ok(
+        SEARCH_ALL.replace("vector createdAt", ""), {"c": c, "k": 1000, "v": [1, 0, 0, 0]}
+    )
+    assert data["search"]["hits"] == []
+    await limited.ok(nested(1).replace("f0", "collections { name }"))
+    await limited.ok("{ " + " ".join(f"a{i}: collections {{ name }}" for i in range(15)) + " }")
+
+
+async def test_the_cost_error_says_what_it_costs(limited: Api) -> None:
+    c = limited.app.state.collection
+    error = await limited.error(SEARCH_ALL, {"c": c, "k": 1000, "v": [1, 0, 0, 0]})
+    assert error["extensions"]["limit"] == 50_000
+    assert error["extensions"]["cost"] > 50_000
+    assert "topK" in error["message"]
+
+
+async def test_body_size_is_enforced_before_parsing(limited: Api) -> None:
+    with NoStoreCalls(limited):
+        big = {"query": "{ collections { name } }", "variables": {"pad": "x" * 70_000}}
+        declared = await limited.client.post("/graphql", json=big)
+        assert declared.status_code == 413
+        assert declared.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: streamed
+            yield b'{"query": "{ collections { name } }", "variables": {"pad": "'
+            for _ in range(20):
+                yield b"x" * 8192
+            yield b'"}}'
+
+        streamed = await limited.client.post(
+            "/graphql", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert streamed.status_code == 413
+        assert streamed.json()["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED"
+        lying = await limited.client.post(
+            "/graphql", content=b"{}", headers={"Content-Length": "-5"}
+        )
+        assert lying.status_code == 400
+
+
+async def test_batching_and_get_are_off(limited: Api) -> None:
+    with NoStoreCalls(limited):
+        batch = await limited.client.post(
+            "/graphql", json=[{"query": "{ collections { name } }"}] * 2
+        )
+        assert batch.status_code == 400
+        get = await limited.client.get("/graphql", params={"query": "{ collections { name } }"})
+        assert get.status_code in (400, 405)
+
+
+async def test_deeply_nested_variables_are_refused_cleanly(limited: Api) -> None:
+    c = limited.app.state.collection
+    where: dict[str, Any] = {"field": "n", "eq": 1}
+    for _ in range(3000):
+        where = {"not": where}
+    response = await limited.client.post(
+        "/graphql",
+        content=(
+            '{"query": "query($c: String!, $w: Filter) { records(collection: $c, where: $w) '
+            '{ totalCount } }", "variables": {"c": "' + c + '", "w": ' + _dumps_deep(where) + "}}"
+        ),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code < 500, response.text
+    if response.status_code == 200:
+        assert response.json()["errors"][0]["extensions"]["code"] in (
+            "BAD_USER_INPUT",
+            "LIMIT_EXCEEDED",
+        )
+
+
+def _dumps_deep(where: dict[str, Any]) -> str:
+    # json.dumps recurses; build the text iteratively.
+    depth = 0
+    node: Any = where
+    while "not" in node:
+        depth += 1
+        node = node["not"]
+    return '{"not": ' * depth + '{"field": "n", "eq": 1}' + "}" * depth
+
+
+async def test_rate_limit_per_key_with_retry_after(database_url: str, session_dir: Path) -> None:
+    settings = make_settings(
+        milvus_uri=str(session_dir / f"rate-{uuid.uuid4().hex[:6]}.db"),
+        database_url=database_url,
+        auth="apikey",
+        rate_limit_per_second=0.05,  # slow enough that no token comes back meanwhile
+        rate_limit_burst=3,
+    )
+    async with running_api(settings) as api:
+        one = (await api.store.keys.create(scope="read")).secret
+        two = (await api.store.keys.create(scope="read")).secret
+
+        async def call(key: str) -> dict[str, Any]:
+            response = await api.client.post(
+                "/graphql",
+                json={"query": "{ collections { name } }"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert response.status_code == 200
+            return dict(response.json())
+
+        for _ in range(3):
+            assert not (await call(one)).get("errors")
+        with NoStoreCalls(api, key_lookups=True):
+            refused = await call(one)
+        error = refused["errors"][0]
+        assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
+        assert 0 < error["extensions"]["retryAfter"] <= 20
+        assert refused["data"] is None
+        assert not (await call(two)).get("errors")  # buckets are per key
+
+
+def test_milvus_methods_spied_exist() -> None:
+    from store.vectors import VectorIndex
+
+    for name in MILVUS_METHODS:
+        assert hasattr(VectorIndex, name), name
