@@ -63,7 +63,9 @@ def parse_datetime(value: Any) -> datetime:
 
 
 def format_datetime(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The year is zero-padded by hand: strftime's %Y is not, for years before 1000.
+    utc = dt.astimezone(UTC)
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S.%fZ")
 
 
 def datetime_to_micros(dt: datetime) -> int:
@@ -77,6 +79,7 @@ def canonical(ftype: FieldType, value: Any, *, max_length: int | None = None) ->
     if ftype is FieldType.STRING:
         if not isinstance(value, str):
             raise FieldValueError(f"expected a string, got {_kind(value)}")
+        _check_text(value)
         if len(value.encode()) > limit:
             raise FieldValueError(f"string longer than {limit} bytes")
         return value
@@ -110,6 +113,7 @@ def canonical(ftype: FieldType, value: Any, *, max_length: int | None = None) ->
         for item in value:
             if not isinstance(item, str):
                 raise FieldValueError(f"expected a list of strings, found {_kind(item)}")
+            _check_text(item)
             if len(item.encode()) > limit:
                 raise FieldValueError(f"list item longer than {limit} bytes")
         return list(value)
@@ -131,7 +135,10 @@ def to_milvus(ftype: FieldType, value: Any) -> Any:
 def _check_json(value: Any, depth: int = 0) -> None:
     if depth > 32:
         raise FieldValueError("JSON nested deeper than 32 levels")
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        _check_text(value)
+        return
+    if value is None or isinstance(value, bool | int):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -145,9 +152,16 @@ def _check_json(value: Any, depth: int = 0) -> None:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise FieldValueError("JSON object keys must be strings")
+            _check_text(k)
             _check_json(v, depth + 1)
         return
     raise FieldValueError(f"not a JSON value: {_kind(value)}")
+
+
+def _check_text(value: str) -> None:
+    # PostgreSQL text and JSONB cannot hold NUL; refuse it everywhere so backends agree.
+    if "\x00" in value:
+        raise FieldValueError("text contains a NUL character")
 
 
 def _kind(value: Any) -> str:

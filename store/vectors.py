@@ -511,7 +511,12 @@ def entity(info: CollectionInfo, record: RecordData) -> dict[str, Any]:
         value = record.metadata.get(f.name)
         if value is None:
             absent.append(f.name)
-        row[f.name] = to_milvus(f.type, value)
+        if f.type is FieldType.JSON:
+            # Milvus JSON columns take objects only: wrap so scalars and lists fit. Filters on
+            # JSON fields test presence only (the ``_absent`` column).
+            row[f.name] = {"v": value} if value is not None else {}
+        else:
+            row[f.name] = to_milvus(f.type, value)
     row[ABSENT_COLUMN] = absent
     return row
 

@@ -169,6 +169,7 @@ async def test_upsert_list_and_base64_then_read(api: Api, name: str) -> None:
         ({"metadata": {"sku": None}}, "metadata.sku is required"),
         ({"metadata": {}}, "metadata.sku is required"),
         ({"metadata": [1, 2]}, "metadata must be a JSON object"),
+        ({"metadata": {"category": "a\x00b"}}, "metadata.category (STRING): text contains a NUL"),
         ({"tenant": "t1"}, "tenant given, but the collection is not multi-tenant"),
     ],
 )
@@ -319,3 +320,14 @@ async def test_reconciler_removes_milvus_entities_sql_no_longer_has(api: Api, na
     report = await api.store.reconciler.run_once()
     assert report.orphans_removed >= 1
     assert await milvus_ids(api, name) == await sql_ids(api, name)
+
+
+async def test_json_fields_take_any_json_value(api: Api, name: str) -> None:
+    await make_collection(api, name)
+    values = [{"k": 1}, [1, "a"], "text", 3.5, True]
+    batch = [good(i, metadata={"sku": f"s{i}", "extra": v}) for i, v in enumerate(values)]
+    await api.ok(UPSERT, {"c": name, "r": batch})
+    for i, v in enumerate(values):
+        got = (await api.ok(RECORD, {"c": name, "id": f"r{i}"}))["record"]
+        assert got["metadata"]["extra"] == v
+    assert await milvus_ids(api, name) == {f"r{i}" for i in range(len(values))}
