@@ -95,6 +95,8 @@ def validate_records(
             reasons.append("tenant given, but the collection is not multi-tenant")
         if rec.text is not None and len(rec.text.encode()) > TEXT_MAX_BYTES:
             reasons.append(f"text longer than {TEXT_MAX_BYTES} bytes")
+        if rec.text is not None and "\x00" in rec.text:
+            reasons.append("text contains a NUL character")
         shown_id = record_id if rec.id is not None else None
         if reasons:
             problems.extend(Problem(r, index=index, id=shown_id) for r in reasons)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -17,7 +18,6 @@ from rich.progress import (
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from graph.app import store_config
@@ -35,7 +35,7 @@ def run_import(
 ) -> int:
     """Import ``path`` into ``collection``; the exit code: 0, or 1 for bad lines or a failure."""
     out = Console(soft_wrap=True)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     progress = Progress(
         BarColumn(bar_width=24),
         TaskProgressColumn(),
@@ -57,6 +57,7 @@ def run_import(
         )
 
     async def run(store: Store) -> ImportSummary:
+        await store.collections.get(collection)  # NotFound before a progress bar is drawn
         with progress:
             summary = await import_jsonl(
                 store,
@@ -122,6 +123,12 @@ def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]], err: Co
 
     try:
         return asyncio.run(main())
+    except KeyboardInterrupt:
+        err.print(
+            "vectorql: interrupted. Re-running an import is safe (records are upserted by id); "
+            "`vectorql reconcile` indexes rows left pending."
+        )
+        raise typer.Exit(130) from None
     except NotFound as e:
         err.print(f"vectorql: {escape(e.message)}")
     except Unavailable as e:
