@@ -3,7 +3,6 @@ with a ``before_cursor_execute`` listener) and no Milvus call (spied on ``store.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -148,9 +147,7 @@ async def test_over_limit_documents_touch_no_store(
     limited: Api, no_store_calls: NoStoreCalls, case: str
 ) -> None:
     query, variables = over_limit_documents(limited.app.state.collection)[case]
-    started = time.perf_counter()
     body = await limited.post(query, variables)
-    assert time.perf_counter() - started < 2
     assert body.get("errors"), body
     error = body["errors"][0]
     assert error["extensions"]["code"] == "LIMIT_EXCEEDED", error
