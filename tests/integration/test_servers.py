@@ -77,12 +77,12 @@ async def test_milvus_server_killed_and_restarted(
         start = time.perf_counter()
         error = await api.error(SEARCH, {"c": name, "v": query})
         assert error["extensions"]["code"] == "UNAVAILABLE"
-        assert time.perf_counter() - start < TIMEOUT + 5
+        assert time.perf_counter() - start < TIMEOUT + 20  # seconds, not minutes
         start = time.perf_counter()
         error = await api.error(UPSERT, {"c": name, "r": records(20, 30)})
         assert error["extensions"]["code"] == "UNAVAILABLE"
         assert "stored" in error["message"]
-        assert time.perf_counter() - start < TIMEOUT + 5
+        assert time.perf_counter() - start < TIMEOUT + 20  # seconds, not minutes
         ready = await api.client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["milvus"]["ok"] is False

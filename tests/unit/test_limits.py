@@ -131,7 +131,7 @@ def test_cost_is_linear_in_fragment_fan_out() -> None:
     started = time.perf_counter()
     assert cost(q) == 2**60 * 2
     assert expanded_size(parse(q)) == 2**60 * 2
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 30  # exponential work would never finish
 
 
 def test_expanded_size_tolerates_cycles_and_unknown_fragments() -> None:
