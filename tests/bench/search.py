@@ -604,15 +604,17 @@ def cpu_snapshot(pids: dict[str, int | None]) -> dict[str, float]:
     return snap
 
 
-async def wait_idle(pid: int | None, *, what: str, limit: float = 1800.0) -> float:
-    """Wait until ``pid`` uses under 5 % of a core over 5 s (Milvus compacts segments and builds
-    their indexes in the background after a load: searches must not race with it)."""
+async def wait_idle(
+    pid: int | None, *, what: str, threshold: float = 0.05, limit: float = 1800.0
+) -> float:
+    """Wait until ``pid`` uses under ``threshold`` of a core over 5 s (Milvus compacts segments
+    and builds their indexes in the background after a load: searches must not race with it)."""
     start = time.monotonic()
     while time.monotonic() - start < limit:
         before = process_cpu_seconds(pid)
         await asyncio.sleep(5)
         busy = (process_cpu_seconds(pid) - before) / 5
-        if busy < 0.05:
+        if busy < threshold:
             return time.monotonic() - start
         console.print(f"  waiting for {what} to settle ({busy:.0%} of a core)", highlight=False)
     return time.monotonic() - start
@@ -907,7 +909,9 @@ async def bench_one(
             keepalive = asyncio.create_task(keep_channel_busy(store))
             raw = RawMode(milvus_uri=server.uri, sqlite_path=sqlite_path, info=info, ds=ds)
             modes = [raw]
-            settled = await wait_idle(server.pid, what="Milvus")
+            # Milvus standalone never idles (time ticks, etcd): only wait out index building.
+            threshold = 0.05 if kind == "lite" else 0.5
+            settled = await wait_idle(server.pid, what="Milvus", threshold=threshold)
             console.print(f"Milvus settled after {settled:.0f} s")
             for case in cases:
                 if case.where is not None:
@@ -942,7 +946,7 @@ async def bench_one(
                             concurrency=conc,
                             case=case,
                             truth=truth[case.label][:nq],
-                            warmup=args.warmup,
+                            warmup=min(args.warmup, nq),
                             repeat=args.repeat,
                             pids=pids,
                         )
