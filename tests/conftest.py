@@ -60,23 +60,56 @@ def milvus_lite_uri(session_dir: Path) -> str:
     return str(session_dir / "milvus.db")
 
 
-@pytest.fixture(scope="session")
-async def postgres_url() -> str:
-    """The test PostgreSQL (skips, or fails under VECTORQL_TEST_REQUIRE_BACKENDS=1, if absent)."""
+@contextlib.asynccontextmanager
+async def fresh_postgres_database(prefix: str = "vq_test") -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database (dropped afterwards), so that nothing from an earlier run
+    or another backend cell is in its registry: a reconciler pass over a shared registry would
+    recreate every collection it lists in this cell's Milvus."""
+    import asyncpg
+
     reason = await _postgres_reachable(POSTGRES_URL)
     if reason:
         backend_missing("PostgreSQL", reason)
-    return POSTGRES_URL
+    admin_dsn = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    db = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{db}"')
+    finally:
+        await conn.close()
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{db}"
+    finally:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(kind: str, directory: Path) -> AsyncIterator[str]:
+    """A new, empty SQL database of ``kind`` ("sqlite" or "postgres")."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / f'vectorql-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh database on the test PostgreSQL (skips, or fails under
+    VECTORQL_TEST_REQUIRE_BACKENDS=1, if PostgreSQL is absent)."""
+    async with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest, session_dir: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{session_dir / 'vectorql.db'}"
-    reason = await _postgres_reachable(POSTGRES_URL)
-    if reason:
-        backend_missing("PostgreSQL", reason)
-    return POSTGRES_URL
+async def database_url(request: pytest.FixtureRequest, session_dir: Path) -> AsyncIterator[str]:
+    """The session's database of each kind (shared by the fixtures that keep their own Milvus)."""
+    async with fresh_database(request.param, session_dir) as url:
+        yield url
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -96,6 +129,10 @@ class Api:
     @property
     def store(self) -> Any:
         return self.app.state.store
+
+    @property
+    def settings(self) -> Settings:
+        return self.app.state.settings  # type: ignore[no-any-return]
 
     async def post(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
         response = await self.client.post(
@@ -152,11 +189,16 @@ CELL_TIMES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="session")
-async def api(database_url: str, milvus_uri: str) -> AsyncIterator[Api]:
-    """The app over HTTP on each cell of {Milvus Lite, Milvus server} x {SQLite, PostgreSQL}."""
-    async with running_api(
-        make_settings(milvus_uri=milvus_uri, database_url=database_url, milvus_timeout=30)
-    ) as api:
+async def api(database_url: str, milvus_uri: str, session_dir: Path) -> AsyncIterator[Api]:
+    """The app over HTTP on each cell of {Milvus Lite, Milvus server} x {SQLite, PostgreSQL}.
+    Each cell has a database of its own: its registry lists only collections in its Milvus."""
+    kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    async with (
+        fresh_database(kind, session_dir) as cell_database,
+        running_api(
+            make_settings(milvus_uri=milvus_uri, database_url=cell_database, milvus_timeout=30)
+        ) as api,
+    ):
         yield api
 
 

@@ -18,7 +18,6 @@ import os
 import signal
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from store import Store, StoreConfig
 from store.importer import ImportProgress, import_jsonl, line_id
 from store.records import CollectionSpec, FieldSpec, FieldType, IndexSpec, IndexType, RecordState
 from store.tables import RecordRow
-from tests.conftest import POSTGRES_URL, _postgres_reachable, backend_missing
+from tests.conftest import fresh_postgres_database
 
 DIM = 8
 NAME = "docs"
@@ -53,30 +52,6 @@ class Backends:
         env["VECTORQL_MILVUS_URI"] = self.milvus_uri
         env["VECTORQL_DATABASE_URL"] = self.database_url
         return env
-
-
-@contextlib.asynccontextmanager
-async def fresh_postgres_database() -> AsyncIterator[str]:
-    import asyncpg
-
-    reason = await _postgres_reachable(POSTGRES_URL)
-    if reason:
-        backend_missing("PostgreSQL", reason)
-    admin_dsn = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
-    db = f"vq_import_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{db}"')
-    finally:
-        await conn.close()
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{db}"
-    finally:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import backend_missing, make_settings, running_api
+from tests.conftest import Api, backend_missing, make_settings, running_api
 
 ROOT = Path(__file__).resolve().parents[2]
 DIM = 8
@@ -201,8 +201,8 @@ async def test_two_api_processes_share_milvus_server_and_postgres(
             stop(proc)
 
 
-async def test_only_one_reconciler_runs_at_a_time(database_url: str, milvus_uri: str) -> None:
-    settings = make_settings(milvus_uri=milvus_uri, database_url=database_url)
+async def test_only_one_reconciler_runs_at_a_time(api: Api) -> None:
+    settings = api.settings  # the cell's own Milvus and database
     async with running_api(settings) as first, running_api(settings) as second:
         holder = first.store.reconciler
         assert await holder._acquire()
