@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format pytest chromium schema bench-ingest bench-search clean
+.PHONY: run test lint format pytest test-tools schema bench-ingest bench-search clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ run: $(VENV)/.installed-run
 	mkdir -p data
 	$(BIN)/vectorql serve
 
-test: $(VENV)/.installed-dev lint chromium pytest
+test: $(VENV)/.installed-dev lint test-tools pytest
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
@@ -34,9 +34,10 @@ lint: $(VENV)/.installed-dev
 pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
-# The browser tests need a Chromium: Debian's package, installed when missing (as root).
-chromium:
-	bash scripts/ensure_chromium.sh
+# Some tests drive Chromium, docker-compose and promtool: Debian's packages, installed when missing
+# (as root).
+test-tools:
+	bash scripts/ensure_test_tools.sh
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

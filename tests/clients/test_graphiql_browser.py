@@ -5,7 +5,7 @@ GraphiQL must render and run queries with no internet access, and the worked exa
 anything not addressed to 127.0.0.1 is blocked, and the tests assert there was none. Screenshots
 go to ``test-artifacts/``.
 
-Chromium: ``make test`` installs Debian's ``chromium`` where it can (scripts/ensure_chromium.sh);
+Chromium: ``make test`` installs Debian's ``chromium`` where it can (scripts/ensure_test_tools.sh);
 ``VECTORQL_TEST_CHROMIUM`` names another binary. Playwright drives it through ``executable_path``
 (never ``playwright install``).
 """
