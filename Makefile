@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format pytest test-tools schema bench-ingest bench-search clean
+.PHONY: run test lint format pytest test-tools schema bench-ingest bench-search bench-tracing clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,13 @@ schema: $(VENV)/.installed-run
 	$(BIN)/vectorql schema > schema.graphql
 
 bench-ingest: $(VENV)/.installed-dev
-	$(BIN)/python -m tests.bench.ingest
+	$(BIN)/python -m tests.bench.ingest $(ARGS)
 
 bench-search: $(VENV)/.installed-dev
-	$(BIN)/python -m tests.bench.search
+	$(BIN)/python -m tests.bench.search $(ARGS)
+
+bench-tracing: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.bench.tracing $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

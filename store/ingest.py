@@ -10,14 +10,16 @@ If step 3 fails, rows stay ``pending`` and ``Unavailable`` says so; the reconcil
 from __future__ import annotations
 
 import json
+import logging
 import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, tuple_, update
+from sqlalchemy import Table, and_, delete, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -28,6 +30,8 @@ from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordError, RecordState, UpsertOutcome
 from store.tables import RecordRow, utcnow
 from store.vectors import ID_MAX_LENGTH, TENANT_MAX_LENGTH, VectorIndex
+
+log = logging.getLogger(__name__)
 
 SQL_CHUNK = 500
 MILVUS_CHUNK = 1000
@@ -207,7 +211,12 @@ class Writer:
                 extensions={"stored": len(records), "indexed": 0},
             ) from e
         await self.mark_indexed(info.name, revisions)
-        await self._count_and_maybe_flush(info, len(records))
+        try:
+            await self._count_and_maybe_flush(info, len(records))
+        except Unavailable as e:
+            # The records are written and searchable (unflushed rows are searched too, only
+            # slower): a failed flush must not fail the write. The next write tries again.
+            log.warning("flush of %s failed after a successful write: %s", info.milvus_name, e)
 
     async def _store_pending(
         self, info: CollectionInfo, records: Sequence[RecordData], *, keep_tenants: bool = False
@@ -215,10 +224,14 @@ class Writer:
         now = utcnow()
         revisions: list[tuple[str, int]] = []
         async with self._sessions() as session, session.begin():
-            insert = _insert_for(session)
+            stmt = _upsert_pending(session, now=now, keep_tenants=keep_tenants)
             for start in range(0, len(records), SQL_CHUNK):
                 chunk = records[start : start + SQL_CHUNK]
-                stmt = insert(RecordRow).values(
+                # One cached statement run with many parameter sets (SQLAlchemy batches them as
+                # multi-row INSERT ... RETURNING): compiling a fresh VALUES list of thousands of
+                # bind parameters per batch cost more than the write itself.
+                result = await session.execute(
+                    stmt,
                     [
                         {
                             "collection": info.name,
@@ -233,23 +246,8 @@ class Writer:
                             "updated_at": now,
                         }
                         for r in chunk
-                    ]
+                    ],
                 )
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["collection", "id"],
-                    set_={
-                        "tenant": stmt.excluded.tenant,
-                        "vector": stmt.excluded.vector,
-                        "metadata": stmt.excluded["metadata"],
-                        "text": stmt.excluded.text,
-                        "state": RecordState.PENDING.value,
-                        "revision": col(RecordRow.revision) + 1,
-                        "updated_at": now,
-                    },
-                    # In the same statement as the write, so no concurrent change slips between.
-                    where=(col(RecordRow.tenant) == stmt.excluded.tenant) if keep_tenants else None,
-                ).returning(col(RecordRow.id), col(RecordRow.revision))
-                result = await session.execute(stmt)
                 written = [(str(i), int(rev)) for i, rev in result.all()]
                 if keep_tenants and len(written) < len(chunk):
                     done = {i for i, _ in written}
@@ -348,9 +346,27 @@ class Writer:
                 )
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    name = session.get_bind().dialect.name
-    return postgresql.insert if name == "postgresql" else sqlite.insert
+def _upsert_pending(session: AsyncSession, *, now: datetime, keep_tenants: bool) -> Any:
+    """``INSERT ... ON CONFLICT (collection, id) DO UPDATE`` of rows as ``pending`` with a new
+    revision, returning (id, revision). With ``keep_tenants`` a row of another tenant is left
+    alone (and not returned): the condition is in the same statement as the write, so no
+    concurrent change slips between."""
+    table: Table = RecordRow.__table__  # type: ignore[attr-defined]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.collection, table.c.id],
+        set_={
+            "tenant": stmt.excluded.tenant,
+            "vector": stmt.excluded.vector,
+            "metadata": stmt.excluded["metadata"],
+            "text": stmt.excluded.text,
+            "state": RecordState.PENDING.value,
+            "revision": table.c.revision + 1,
+            "updated_at": now,
+        },
+        where=(table.c.tenant == stmt.excluded.tenant) if keep_tenants else None,
+    ).returning(table.c.id, table.c.revision)
 
 
 def dumps(value: Any) -> str:

@@ -40,6 +40,10 @@ BATCH = 1000
 LEASE_NAME = "reconciler"
 
 
+class _LeaseLost(Exception):
+    """Another process took the reconciler lease during this process's pass."""
+
+
 @dataclass
 class ReconcileReport:
     pushed: int = 0
@@ -92,8 +96,14 @@ class Reconciler:
             return report
         try:
             infos = await self._collections.all()
-            for info in infos:
-                await self._reconcile(info, report, full=full)
+            try:
+                for info in infos:
+                    await self._reconcile(info, report, full=full)
+                    await self._renew()
+            except _LeaseLost:
+                log.warning("reconciler lease lost during a pass; stopping it")
+                report.skipped = True
+                return report
             if full:
                 # Only on request: another deployment (or test run) may share this Milvus with a
                 # registry of its own, and its collections would look unowned from here.
@@ -196,6 +206,7 @@ class Reconciler:
             await self._writer.mark_indexed(info.name, [(r[0], int(r[4])) for r in rows])
             total += len(rows)
             after = rows[-1][0]
+            await self._renew()  # a large backlog takes many batches
 
     async def _finish_deletes(self, info: CollectionInfo) -> int:
         async with self._sessions() as session:
@@ -306,6 +317,12 @@ class Reconciler:
         except IntegrityError:
             return False
         return True
+
+    async def _renew(self) -> None:
+        """Extend the lease during a long pass; ``_LeaseLost`` when another process holds it
+        (this one stalled past the lease and the other took over)."""
+        if not await self._acquire():
+            raise _LeaseLost
 
     async def _release(self) -> None:
         async with self._sessions() as session, session.begin():

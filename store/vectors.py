@@ -411,29 +411,31 @@ class VectorIndex:
         return await self._run(query, "query")
 
     async def all_ids(self, mname: str, *, batch: int = 4096) -> set[str]:
-        """Every id in a collection (for the reconciler), paging by primary key."""
+        """Every id in a collection (for the reconciler), through pymilvus's query iterator.
+
+        Not ``id > last`` pages over ``query(limit=...)``: a limited query returns its rows in no
+        particular order, so such pages skip ids once a collection holds more than one page.
+        """
         client = await self._connected()
 
         def scan() -> set[str]:
+            iterator = client.query_iterator(
+                mname,
+                batch_size=batch,
+                filter='id != ""',
+                output_fields=["id"],
+                consistency_level="Strong",
+                timeout=self.timeout,
+            )
             out: set[str] = set()
-            last = ""
-            while True:
-                expr = f"id > {_quote(last)}" if last else 'id != ""'
-                rows = client.query(
-                    mname,
-                    filter=expr,
-                    output_fields=["id"],
-                    limit=batch,
-                    consistency_level="Strong",
-                    timeout=self.timeout,
-                )
-                ids = sorted(str(r["id"]) for r in rows)
-                out.update(ids)
-                if len(ids) < batch:
-                    return out
-                last = ids[-1]
+            try:
+                while page := iterator.next():
+                    out.update(str(r["id"]) for r in page)
+            finally:
+                iterator.close()
+            return out
 
-        return await self._run(scan, "query")
+        return await self._run(scan, "query", limit=self.ddl_timeout)
 
     async def count(self, mname: str) -> int:
         client = await self._connected()
@@ -567,10 +569,6 @@ def _index_params(client: MilvusClient, index: IndexSpec, metric: Metric) -> Any
         params=dict(index.params),
     )
     return params
-
-
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _translate(e: MilvusException, what: str) -> Exception:

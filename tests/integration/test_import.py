@@ -127,32 +127,10 @@ async def state(b: Backends) -> State:
             ).all()
         return State(
             sql_ids={r[0] for r in rows},
-            milvus_ids=await every_milvus_id(store),
+            milvus_ids=await store.vectors.all_ids(f"vq_{NAME}"),
             milvus_count=await store.vectors.count(f"vq_{NAME}"),
             pending=sum(r[1] == RecordState.PENDING.value for r in rows),
         )
-
-
-async def every_milvus_id(store: Store) -> set[str]:
-    """Every id in the Milvus collection, read with pymilvus's query iterator.
-
-    Not ``VectorIndex.all_ids``: it pages with ``id > last`` over ``query(limit=4096)``, whose
-    rows come in no particular order, so past 4,096 entities it misses ids.
-    """
-
-    def scan(client: Any) -> set[str]:
-        iterator = client.query_iterator(
-            f"vq_{NAME}", batch_size=4096, filter='id != ""', output_fields=["id"]
-        )
-        ids: set[str] = set()
-        try:
-            while page := iterator.next():
-                ids.update(str(row["id"]) for row in page)
-        finally:
-            iterator.close()
-        return ids
-
-    return await store.vectors.call("query", scan)
 
 
 async def sql_count(store: Store) -> int:

@@ -10,13 +10,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import update
 
+from store.reconciler import _LeaseLost
+from store.tables import LeaseRow, utcnow
 from tests.conftest import Api, backend_missing, make_settings, running_api
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,3 +217,17 @@ async def test_only_one_reconciler_runs_at_a_time(api: Api) -> None:
             await holder._release()
         report = await second.store.reconciler.run_once()
         assert not report.skipped
+
+        # A process that stalls past its lease loses it to another, and its pass stops at the
+        # next renewal instead of running alongside the new holder's.
+        assert await holder._acquire()
+        async with first.store.sessions() as session, session.begin():
+            await session.execute(update(LeaseRow).values(expires_at=utcnow() - timedelta(1)))
+        taker = second.store.reconciler
+        assert await taker._acquire()
+        try:
+            with pytest.raises(_LeaseLost):
+                await holder._renew()
+            assert (await holder.run_once()).skipped
+        finally:
+            await taker._release()
