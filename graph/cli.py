@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from graph.settings import ENV_PREFIX, Settings, describe_error
 
@@ -20,7 +21,7 @@ def load_settings(**overrides: object) -> Settings:
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**given)  # type: ignore[arg-type]
-    except ValidationError as e:
+    except (ValidationError, SettingsError) as e:
         typer.echo(f"vectorql: {describe_error(e)}", err=True)
         raise typer.Exit(2) from None
 

@@ -5,10 +5,11 @@ Built by the CLI or by tests; never instantiated at import time."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 ENV_PREFIX = "VECTORQL_"
 
@@ -136,8 +137,13 @@ class Settings(BaseSettings):
         return "off" if self.loopback else "apikey"
 
 
-def describe_error(error: ValidationError) -> str:
+def describe_error(error: ValidationError | SettingsError) -> str:
     """One line naming the variable(s) at fault, for start-up failures."""
+    if isinstance(error, SettingsError):
+        # Raised before validation when a complex value (a list, say) is not valid JSON.
+        found = re.search(r'field "([^"]+)"', str(error))
+        name = ENV_PREFIX + found.group(1).upper() if found else "a setting"
+        return f"invalid setting {name}: not valid JSON (lists are written as JSON, e.g. '[\"a\"]')"
     parts = []
     for e in error.errors():
         name = ENV_PREFIX + "_".join(str(p) for p in e["loc"]).upper()

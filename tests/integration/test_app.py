@@ -76,6 +76,7 @@ def test_committed_schema_matches_the_live_schema() -> None:
         ({"VECTORQL_DATABASE_URL": "mysql://x"}, "VECTORQL_DATABASE_URL"),
         ({"VECTORQL_MILVUS_URI": "nope"}, "VECTORQL_MILVUS_URI"),
         ({"VECTORQL_MILVUS_TIMEOUT": "-1"}, "VECTORQL_MILVUS_TIMEOUT"),
+        ({"VECTORQL_CORS_ORIGINS": "foo"}, "VECTORQL_CORS_ORIGINS"),
     ],
 )
 def test_invalid_setting_stops_start_up_with_one_line(env: dict[str, str], variable: str) -> None:
