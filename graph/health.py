@@ -1,5 +1,7 @@
 """Liveness and readiness: ``/healthz`` answers while the process runs; ``/readyz`` asks SQL and
-Milvus and answers 503 with the reason while either is unreachable."""
+Milvus and answers 503 while either is unreachable, naming it (``unavailable: ["sql"]``) with
+the reason in its check. Nothing is remembered between probes, so readiness recovers by
+itself when the dependency is back."""
 
 from __future__ import annotations
 
@@ -35,11 +37,12 @@ async def readiness(store: Store) -> tuple[bool, dict[str, Any]]:
     sql, milvus = await asyncio.gather(
         _check(lambda: sql_ping(store.engine)), _check(store.vectors.ping)
     )
-    ready = bool(sql["ok"] and milvus["ok"])
-    return ready, {
-        "status": "ready" if ready else "unavailable",
-        "checks": {"sql": sql, "milvus": milvus},
-    }
+    checks = {"sql": sql, "milvus": milvus}
+    down = [name for name, check in checks.items() if not check["ok"]]
+    body: dict[str, Any] = {"status": "unavailable" if down else "ready", "checks": checks}
+    if down:
+        body["unavailable"] = down  # which dependency: "sql", "milvus" or both
+    return not down, body
 
 
 def health_router() -> APIRouter:

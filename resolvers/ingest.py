@@ -49,8 +49,6 @@ async def delete_records(
 ) -> int:
     require(principal, Scope.WRITE, action="deleteRecords")
     check_collection(principal, collection)
-    info = await store.collections.get(collection)
-    tenant = tenant_for(principal, info, tenant)
     if ids is None:
         raise InvalidInput("deleteRecords needs ids (or a where filter)")
     if len(ids) > limits.max_batch_size:
@@ -58,4 +56,6 @@ async def delete_records(
             f"{len(ids)} ids in one call; the limit is {limits.max_batch_size}",
             extensions={"limit": limits.max_batch_size},
         )
+    info = await store.collections.get(collection)
+    tenant = tenant_for(principal, info, tenant)
     return await store.writer.delete(info, ids, tenant)

@@ -1,5 +1,7 @@
 """Search use cases: similarity search (one or many vectors) joined with SQL records, and the
-records listing. Limits, tenancy and model identity are enforced here, before any store call."""
+records listing. Limits, tenancy and model identity are enforced here; the limits (topK, batch
+sizes, ``first``, the filter's depth and list sizes) before any store call, even the collection
+lookup."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from resolvers.access import Principal, check_collection, require, tenant_for
 from resolvers.limits import Limits
 from store import Store
 from store.errors import InvalidInput, LimitExceeded, NotFound
-from store.filters import Filter, parse_filter
+from store.filters import Filter, check_shape, parse_filter
 from store.keys import Scope
 from store.listing import Page
 from store.loaders import Loaders
@@ -85,6 +87,7 @@ async def search(
     require(principal, Scope.READ, action="searchBatch" if batch else "search")
     check_collection(principal, request.collection)
     _check_limits(request, limits, batch=batch)
+    _check_where_shape(request.where, limits)
     info = await store.collections.get(request.collection, cached=True)
     request = dataclasses.replace(request, tenant=tenant_for(principal, info, request.tenant))
     _check_model(info, request.model)
@@ -160,6 +163,13 @@ def _check_model(info: CollectionInfo, model: str | None) -> None:
         )
 
 
+def _check_where_shape(where: Mapping[str, Any] | None, limits: Limits) -> None:
+    """The filter's depth and list sizes, which need no schema: checked before the collection
+    lookup, so an over-limit filter costs no SQL read even when the registry cache is cold."""
+    if where is not None:
+        check_shape(where, max_depth=limits.max_filter_depth, max_list=limits.max_filter_list)
+
+
 def _parse_where(
     info: CollectionInfo, where: Mapping[str, Any] | None, limits: Limits
 ) -> Filter | None:
@@ -226,6 +236,7 @@ async def list_records(
     check_collection(principal, collection)
     if not 0 <= first <= limits.max_page_size:
         raise InvalidInput(f"first must be in 0..{limits.max_page_size}, got {first}")
+    _check_where_shape(where, limits)
     info = await store.collections.get(collection, cached=True)
     tenant = tenant_for(principal, info, tenant)
     return await store.lister.page(
@@ -245,6 +256,7 @@ async def delete_where(
     """Delete every record matching ``where`` (in chunks of the batch limit)."""
     require(principal, Scope.WRITE, action="deleteRecords")
     check_collection(principal, collection)
+    _check_where_shape(where, limits)
     info = await store.collections.get(collection)
     tenant = tenant_for(principal, info, tenant)
     parsed = _parse_where(info, where, limits)

@@ -1,19 +1,33 @@
 """The collection registry (SQL) kept in step with Milvus.
 
-Create: the SQL row is inserted inside a transaction that commits only after Milvus has created,
-indexed and loaded the collection; a Milvus failure rolls the row back and removes any partial
-Milvus collection. Drop: Milvus first, then the SQL rows; a failure between the two leaves a
-registry row whose Milvus collection the reconciler rebuilds from SQL.
+Create, in three short steps so that no SQL transaction is open during the Milvus DDL (which takes
+seconds on a server; on SQLite an open write transaction would stall every other writer that long):
+1. one transaction checks the name is free and takes a *creation claim* on it (a lease row that
+   expires after the DDL's own time bound, so a crashed creator does not block the name forever);
+2. Milvus creates, indexes and loads the collection;
+3. one transaction inserts the registry row and deletes the claim together.
+A failure in step 2 or 3 drops whatever Milvus created, then releases the claim, so a failed
+create leaves neither a registry row nor a Milvus collection. A concurrent create of the same name
+meets the claim (or the row) and gets ``Conflict``; an unregistered collection is invisible to
+reads and writes until step 3 commits, and ``reconcile --full`` leaves claimed names alone.
+
+Drop: Milvus first, then the SQL rows; a failure between the two leaves a registry row whose
+Milvus collection the reconciler rebuilds from SQL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Delete, and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -30,9 +44,11 @@ from store.records import (
     ModelSpec,
     RecordState,
 )
-from store.tables import CollectionRow, RecordRow, utcnow
+from store.tables import CollectionRow, LeaseRow, RecordRow, utcnow
 from store.validation import validate_collection, validate_index, validate_name
 from store.vectors import VectorIndex, milvus_name
+
+log = logging.getLogger(__name__)
 
 
 def to_info(row: CollectionRow) -> CollectionInfo:
@@ -92,30 +108,71 @@ class Collections:
             created_at=now,
             updated_at=now,
         )
-        async with self._sessions() as session:
-            if await session.get(CollectionRow, spec.name) is not None:
-                raise Conflict(f"collection {spec.name!r} already exists")
-            session.add(row)
-            try:
-                await session.flush()
-            except IntegrityError:
-                raise Conflict(f"collection {spec.name!r} already exists") from None
-            info = to_info(row)
+        info = to_info(row)
+        holder = await self._claim(spec.name)
+        try:
             try:
                 await self._vectors.create_collection(info)
             except BaseException:
-                await session.rollback()
+                # Milvus may have created the collection before failing (index build, load).
                 await _best_effort_drop(self._vectors, info.milvus_name)
                 raise
             try:
-                await session.commit()
+                async with self._sessions() as session, session.begin():
+                    session.add(row)
+                    await session.execute(_claim_delete(spec.name, holder))
             except IntegrityError:
-                await _best_effort_drop(self._vectors, info.milvus_name)
+                # Only when this claim expired during a very slow DDL and another process created
+                # the name meanwhile: the Milvus collection is now the other one's, so it stays.
                 raise Conflict(f"collection {spec.name!r} already exists") from None
             except BaseException:
                 await _best_effort_drop(self._vectors, info.milvus_name)
                 raise
+        finally:
+            # After the drop above, never before it: a claimed name is safe from ``--full``.
+            await self._release_claim(spec.name, holder)
         return info
+
+    async def _claim(self, name: str) -> str:
+        """Take the creation claim on ``name`` (see the module docstring); returns its holder.
+        ``Conflict`` when the collection exists or another live claim holds the name."""
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        now = utcnow()
+        # Past the DDL's own bound (create_collection gives up after 3 x ddl_timeout).
+        expires = now + timedelta(seconds=self._vectors.ddl_timeout * 3 + 60)
+        key = _claim_key(name)
+        busy = Conflict(f"collection {name!r} is being created by another request")
+        try:
+            async with self._sessions() as session, session.begin():
+                if await session.get(CollectionRow, name) is not None:
+                    raise Conflict(f"collection {name!r} already exists")
+                taken = await session.execute(
+                    update(LeaseRow)
+                    .where(and_(col(LeaseRow.name) == key, col(LeaseRow.expires_at) < now))
+                    .values(holder=holder, expires_at=expires)
+                )
+                if not taken.rowcount:  # type: ignore[attr-defined]
+                    if await session.get(LeaseRow, key) is not None:
+                        raise busy
+                    session.add(LeaseRow(name=key, holder=holder, expires_at=expires))
+        except IntegrityError:
+            raise busy from None
+        return holder
+
+    async def _release_claim(self, name: str, holder: str) -> None:
+        try:
+            async with self._sessions() as session, session.begin():
+                await session.execute(_claim_delete(name, holder))
+        except Exception:  # must not hide the outcome or the error of the create itself
+            # The claim expires on its own; until then the name answers "being created".
+            log.warning("could not release the creation claim on %r", name, exc_info=True)
+
+    async def being_created(self, name: str) -> bool:
+        """Whether a live creation claim holds ``name`` (its Milvus collection may exist before
+        its registry row does)."""
+        async with self._sessions() as session:
+            lease = await session.get(LeaseRow, _claim_key(name))
+            return lease is not None and _aware(lease.expires_at) > utcnow()
 
     async def all(self) -> list[CollectionInfo]:
         async with self._sessions() as session:
@@ -201,3 +258,20 @@ async def _best_effort_drop(vectors: VectorIndex, mname: str) -> None:
     # If Milvus is gone, the reconciler drops Milvus collections that no registry row owns.
     with contextlib.suppress(Unavailable):
         await vectors.drop_collection(mname)
+
+
+# The lease name of a creation claim: a digest, since "create:" + a 63-character name would not
+# fit the lease table's 64-character key.
+def _claim_key(name: str) -> str:
+    return "create:" + hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
+
+
+def _claim_delete(name: str, holder: str) -> Delete:
+    return delete(LeaseRow).where(
+        and_(col(LeaseRow.name) == _claim_key(name), col(LeaseRow.holder) == holder)
+    )
+
+
+def _aware(dt: datetime) -> datetime:
+    # SQLite returns naive datetimes (stored as UTC).
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

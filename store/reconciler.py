@@ -7,7 +7,8 @@ One pass, per collection:
 4. when the counts disagree, the id sets are compared: Milvus entities that SQL does not have
    are deleted, and ``indexed`` rows that Milvus lacks are pushed again;
 5. with ``full`` only (``vectorql reconcile --full``): Milvus collections (``vq_*``) that no
-   registry row owns are dropped, and the id sets are compared even when the counts agree.
+   registry row owns and no creation claim holds are dropped, and the id sets are compared even
+   when the counts agree.
 Only one process runs a pass at a time: a lease row in SQL is taken first.
 """
 
@@ -107,7 +108,7 @@ class Reconciler:
             if full:
                 # Only on request: another deployment (or test run) may share this Milvus with a
                 # registry of its own, and its collections would look unowned from here.
-                await self._drop_unowned({i.milvus_name for i in infos}, report)
+                await self._drop_unowned(report)
         finally:
             await self._release()
         return report
@@ -282,12 +283,18 @@ class Reconciler:
                 .values(state=new.value)
             )
 
-    async def _drop_unowned(self, owned: set[str], report: ReconcileReport) -> None:
+    async def _drop_unowned(self, report: ReconcileReport) -> None:
+        # Milvus is listed before the registry is read: a collection created meanwhile has its
+        # registry row, or a live creation claim, by the time the registry is read.
         names = await self._vectors.list_collections()
+        owned = {info.milvus_name for info in await self._collections.all()}
         for mname in names:
-            if mname.startswith("vq_") and mname not in owned:
-                await self._vectors.drop_collection(mname)
-                report.dropped_collections.append(mname)
+            if not mname.startswith("vq_") or mname in owned:
+                continue
+            if await self._collections.being_created(mname.removeprefix("vq_")):
+                continue
+            await self._vectors.drop_collection(mname)
+            report.dropped_collections.append(mname)
 
     # -- lease --------------------------------------------------------------------------------
 

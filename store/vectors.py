@@ -77,7 +77,9 @@ class Capabilities:
     server: str  # "milvus-lite" or "milvus"
     version: str
     filter_templating: bool
-    like: str  # "full": prefix, suffix and infix patterns; "prefix": only "abc%"
+    # "full": prefix, suffix and infix patterns; "prefix": only "abc%"; "lite": as "full" but
+    # no pattern ending in _ or a newline (store.filters.milvus says why)
+    like: str
     index_types: frozenset[IndexType] = field(default_factory=frozenset)
     # Milvus 2.3 upserts route rows to the wrong partition when the collection has a partition
     # key (milvus-io/milvus#30607): there, multi-tenant writes go as delete + insert.
@@ -105,7 +107,7 @@ def detect_capabilities(version: str) -> Capabilities:
             server="milvus-lite",
             version=version,
             filter_templating=False,
-            like="full",
+            like="lite",
             index_types=frozenset(
                 {
                     IndexType.FLAT,

@@ -243,9 +243,17 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture
-def name() -> str:
-    """A fresh collection name for one test."""
-    return f"t_{uuid.uuid4().hex[:12]}"
+async def name(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh collection name for one test; the collection is dropped afterwards (from SQL and
+    Milvus) when the test used the ``api`` fixture."""
+    collection = f"t_{uuid.uuid4().hex[:12]}"
+    yield collection
+    if "api" in request.fixturenames:
+        api: Api = request.getfixturevalue("api")
+        body = await api.post(
+            "mutation($n: String!) { dropCollection(name: $n) }", {"n": collection}
+        )
+        assert not body.get("errors"), body["errors"]
 
 
 DATA_DIR = Path(

@@ -1,6 +1,7 @@
 """Metadata filters: one validated tree, three evaluators that agree.
 
-``parse_filter`` turns the GraphQL ``Filter`` input (a dict of the keys the client set) into a
+``check_shape`` bounds a ``Filter`` input's nesting and list sizes without a schema (before any
+store call); ``parse_filter`` turns it (a dict of the keys the client set) into a
 frozen tree with canonical values; ``to_milvus`` / ``to_milvus_template`` compile it to a Milvus
 expression, ``to_sql`` to a SQLAlchemy clause over ``RecordRow``, and ``evaluate`` is the
 reference semantics in plain Python.
@@ -28,7 +29,7 @@ from store.filters.milvus import (
     to_milvus,
     to_milvus_template,
 )
-from store.filters.parse import parse_filter
+from store.filters.parse import check_shape, parse_filter
 from store.filters.sql import to_sql
 from store.filters.tree import (
     ID_FIELD,
@@ -59,6 +60,7 @@ __all__ = [
     "Op",
     "Or",
     "Wildcard",
+    "check_shape",
     "evaluate",
     "parse_filter",
     "prefix_upper_bound",

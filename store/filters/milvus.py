@@ -16,8 +16,11 @@ control characters included, goes through verbatim (checked against Milvus Lite 
 without escape support when the expression also uses ``array_contains`` and with it otherwise, and
 Milvus 2.3 keeps the backslash in prefix operands. So an exact pattern becomes ``==``, a prefix
 pattern ``p%`` a range ``f >= "p" and f < "q"`` (``q`` = ``p`` with its last character
-incremented), and only other patterns become ``like`` (``like="full"`` backends only), rejected
-if they hold a literal ``%``, ``_`` or backslash.
+incremented), and only other patterns become ``like`` (``like="full"`` or ``"lite"`` backends),
+rejected if they hold a literal ``%``, ``_`` or backslash. Milvus Lite's LIKE is a regex ending
+in ``$``, which also matches before a final newline: a pattern ending in a literal character gets
+``and not f like "%\n"`` (exact on every backend), and on Lite (``like="lite"``) a pattern ending
+in ``_`` or a newline is refused.
 """
 
 from __future__ import annotations
@@ -42,11 +45,12 @@ from store.filters.tree import (
     Not,
     Op,
     Or,
+    Wildcard,
     child_paths,
 )
 from store.records import FieldSpec, FieldType
 
-LikeSupport = Literal["prefix", "full"]
+LikeSupport = Literal["prefix", "full", "lite"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
@@ -140,8 +144,8 @@ def prefix_upper_bound(prefix: str) -> str | None:
 
 class _Renderer:
     def __init__(self, fields: Sequence[FieldSpec], like: LikeSupport) -> None:
-        if like not in ("prefix", "full"):
-            raise ValueError(f"like must be 'prefix' or 'full', not {like!r}")
+        if like not in ("prefix", "full", "lite"):
+            raise ValueError(f"like must be 'prefix', 'full' or 'lite', not {like!r}")
         self.fields = {f.name: f for f in fields}
         self.like = like
         self.problems: list[Problem] = []
@@ -253,8 +257,28 @@ class _Renderer:
                 )
             )
             return _FALSE
+        last = pattern.parts[-1]
+        if self.like == "lite" and (
+            last is Wildcard.ONE or (isinstance(last, str) and last.endswith("\n"))
+        ):
+            # Milvus Lite runs LIKE as a Python regex ending in ``$``, which also matches before a
+            # final newline: 'ab_' would match "abc\n". No rewrite is exact for these patterns.
+            self.problems.append(
+                Problem(
+                    path=path,
+                    message="Milvus Lite cannot run a like pattern that ends with _ or a newline "
+                    "exactly; end the pattern with % or another literal character",
+                )
+            )
+            return _FALSE
         text = pattern.render(escape={}, any_="%", one="_")
-        return f"{column} like {self.value(FieldType.STRING, text)}"
+        test = f"{column} like {self.value(FieldType.STRING, text)}"
+        if isinstance(last, str):
+            # No value ending in a newline can match a pattern that ends in another literal
+            # character, so excluding them is exact everywhere; on Milvus Lite it removes the
+            # extra matches of its regex ``$`` (a value with one more trailing newline).
+            test = f"({test} and not {column} like {self.value(FieldType.STRING, '%' + chr(10))})"
+        return test
 
 
 class _TemplateRenderer(_Renderer):

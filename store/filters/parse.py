@@ -1,4 +1,10 @@
-"""From the GraphQL ``Filter`` input (as a plain dict) to a validated, canonical filter tree."""
+"""From the GraphQL ``Filter`` input (as a plain dict) to a validated, canonical filter tree.
+
+Two passes, so the limits cost no I/O: ``check_shape`` bounds nesting depth and list sizes
+without a schema (the use cases run it before they look the collection up), and
+``parse_filter`` validates everything against the collection's declared fields (the same limits
+included, with the same messages).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,51 @@ from store.records import FieldSpec, FieldType
 
 COMBINATORS = ("and", "or", "not")
 _OPS = {op.value: op for op in Op}
+_LIST_KEYS = frozenset(op.value for op in LIST_OPS)
+
+
+def check_shape(
+    raw: Mapping[str, Any], *, max_depth: int, max_list: int, path: str = "where"
+) -> None:
+    """Raise ``InvalidInput`` when ``raw`` nests deeper than ``max_depth`` or has a list
+    (``and``/``or`` items, operator values) longer than ``max_list``.
+
+    Needs no schema, so it runs before any store call; anything else wrong is left to
+    ``parse_filter``, which reports these problems the same way. Iterative: the input may be as
+    deep as the request decoder allows.
+    """
+    _check_limits(max_depth, max_list)
+    problems: list[Problem] = []
+    stack: list[tuple[Any, str, int]] = [(raw, path, 1)]
+    while stack:
+        node, here, depth = stack.pop()
+        if not isinstance(node, Mapping):
+            continue
+        if depth > max_depth:
+            problems.append(Problem(message=_too_deep(max_depth), path=here))
+            continue
+        children: list[tuple[Any, str, int]] = []
+        for key, value in node.items():
+            if key == "not" and isinstance(value, Mapping):
+                children.append((value, f"{here}.not", depth + 1))
+            elif not _is_list(value):
+                continue
+            elif key in ("and", "or"):
+                if len(value) > max_list:
+                    problems.append(
+                        Problem(message=_too_many(max_list, "filters"), path=f"{here}.{key}")
+                    )
+                else:
+                    children.extend(
+                        (v, f"{here}.{key}[{i}]", depth + 1) for i, v in enumerate(value)
+                    )
+            elif key in _LIST_KEYS and len(value) > max_list:
+                problems.append(
+                    Problem(message=_too_many(max_list, "values"), path=f"{here}.{key}")
+                )
+        stack.extend(reversed(children))  # depth first, in input order, as the parser reports
+    if problems:
+        raise InvalidInput.of(problems, what="filter")
 
 
 def parse_filter(
@@ -42,8 +93,7 @@ def parse_filter(
     input path (``where.and[1].field``). ``max_depth`` bounds nesting (a lone leaf is depth 1);
     ``max_list`` bounds every list: ``and``/``or`` items and operator value lists.
     """
-    if max_depth < 1 or max_list < 1:
-        raise ValueError("max_depth and max_list must be at least 1")
+    _check_limits(max_depth, max_list)
     parser = _Parser(fields=fields, max_depth=max_depth, max_list=max_list)
     node = parser.node(raw, path, depth=1)
     if parser.problems:
@@ -68,7 +118,7 @@ class _Parser:
             self.problem(path, "expected a filter object")
             return None
         if depth > self.max_depth:
-            self.problem(path, f"filter nested deeper than {self.max_depth} levels")
+            self.problem(path, _too_deep(self.max_depth))
             return None
         unknown = [k for k in raw if k not in COMBINATORS and k != "field" and k not in _OPS]
         for key in unknown:
@@ -100,14 +150,14 @@ class _Parser:
                 return None
             item = self.node(value, here, depth=depth + 1)
             return None if item is None else Not(item)
-        if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        if not _is_list(value):
             self.problem(here, "expected a list of filters")
             return None
         if not value:
             self.problem(here, "empty list; give at least one filter")
             return None
         if len(value) > self.max_list:
-            self.problem(here, f"more than {self.max_list} filters")
+            self.problem(here, _too_many(self.max_list, "filters"))
             return None
         items = [self.node(v, f"{here}[{i}]", depth=depth + 1) for i, v in enumerate(value)]
         valid = tuple(i for i in items if i is not None)
@@ -182,14 +232,14 @@ class _Parser:
         if op not in LIST_OPS:
             ok, one = self.scalar(spec, element, value, path)
             return Compare(spec.name, op, one) if ok else None
-        if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        if not _is_list(value):
             self.problem(path, "expected a list of values")
             return None
         if not value:
             self.problem(path, "empty list; give at least one value")
             return None
         if len(value) > self.max_list:
-            self.problem(path, f"more than {self.max_list} values")
+            self.problem(path, _too_many(self.max_list, "values"))
             return None
         checked = [self.scalar(spec, element, v, f"{path}[{i}]") for i, v in enumerate(value)]
         if not all(ok for ok, _ in checked):
@@ -233,6 +283,23 @@ def _check_text(value: Any) -> None:
         value.encode()
     except UnicodeEncodeError:
         raise FieldValueError("strings must be valid Unicode (no lone surrogates)") from None
+
+
+def _check_limits(max_depth: int, max_list: int) -> None:
+    if max_depth < 1 or max_list < 1:
+        raise ValueError("max_depth and max_list must be at least 1")
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def _too_deep(max_depth: int) -> str:
+    return f"filter nested deeper than {max_depth} levels"
+
+
+def _too_many(max_list: int, what: str) -> str:
+    return f"more than {max_list} {what}"
 
 
 def _listed(ops: frozenset[Op]) -> str:

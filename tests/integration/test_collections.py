@@ -95,6 +95,11 @@ async def test_milvus_has_the_declared_schema(api: Api, name: str) -> None:
     index = described["index"]
     assert index["index_type"] == "HNSW"
     assert index["metric_type"] == "L2"
+    if not api.store.vectors.capabilities.lite:  # Milvus Lite does not report index parameters
+        assert {k: str(index.get(k)) for k in ("M", "efConstruction")} == {
+            "M": "16",
+            "efConstruction": "256",
+        }
 
 
 async def test_duplicate_name_is_conflict(api: Api, name: str) -> None:
@@ -192,6 +197,8 @@ async def test_update_index_rebuilds_and_keeps_data(api: Api, name: str) -> None
     assert data["updateIndex"]["index"] == {"type": "IVF_FLAT", "params": {"nlist": 4}}
     described = await api.store.vectors.describe(f"vq_{name}")
     assert described["index"]["index_type"] == "IVF_FLAT"
+    if not api.store.vectors.capabilities.lite:
+        assert str(described["index"].get("nlist")) == "4"
     assert await api.store.vectors.count(f"vq_{name}") == 20
 
     error = await api.error(

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from graph.settings import Settings
+from store.importer import ImportProgress, import_jsonl
+from store.ingest import TEXT_MAX_BYTES
 from store.records import RecordState
-from tests.conftest import Api
+from store.vectors import TENANT_MAX_LENGTH
+from tests.conftest import Api, fresh_database, make_settings, running_api
 
 DIM = 8
 
@@ -171,6 +178,10 @@ async def test_upsert_list_and_base64_then_read(api: Api, name: str) -> None:
         ({"metadata": [1, 2]}, "metadata must be a JSON object"),
         ({"metadata": {"category": "a\x00b"}}, "metadata.category (STRING): text contains a NUL"),
         ({"tenant": "t1"}, "tenant given, but the collection is not multi-tenant"),
+        ({"text": "a\x00b"}, "text contains a NUL character"),
+        ({"text": "x" * (TEXT_MAX_BYTES + 1)}, f"text longer than {TEXT_MAX_BYTES} bytes"),
+        # The limit is on UTF-8 bytes, not characters: half as many two-byte characters.
+        ({"text": "é" * (TEXT_MAX_BYTES // 2 + 1)}, f"text longer than {TEXT_MAX_BYTES} bytes"),
     ],
 )
 async def test_each_validation_rule(
@@ -183,8 +194,9 @@ async def test_each_validation_rule(
     bad.update(record)
     error = await api.error(UPSERT, {"c": name, "r": [good(1), bad]})
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    assert fragment in error["message"], error["message"]
-    assert "record 1" in error["message"]
+    assert fragment in error["message"], error["message"][:300]
+    named = f"record 1 id {bad['id']!r}: " if bad.get("id") else "record 1"
+    assert error["message"].startswith(named), error["message"][:300]
     problem = error["extensions"]["problems"][0]
     assert problem["index"] == 1
     assert await sql_ids(api, name) == set()  # atomic: nothing written
@@ -255,8 +267,12 @@ async def test_delete_by_ids(api: Api, name: str) -> None:
 
 async def test_multi_tenant_rules(api: Api, name: str) -> None:
     await make_collection(api, name, multiTenant=True)
-    error = await api.error(UPSERT, {"c": name, "r": [good(1)]})
-    assert "tenant is required" in error["message"]
+    error = await api.error(UPSERT, {"c": name, "r": [good(0, tenant="a"), good(1)]})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == (
+        "record 1 id 'r1': tenant is required: the collection is multi-tenant"
+    )
+    assert [(p["index"], p["id"]) for p in error["extensions"]["problems"]] == [(1, "r1")]
     await api.ok(UPSERT, {"c": name, "r": [good(1, tenant="a"), good(2, tenant="b")]})
     assert (await api.ok(RECORD, {"c": name, "id": "r1", "t": "b"}))["record"] is None
     assert (await api.ok(RECORD, {"c": name, "id": "r1", "t": "a"}))["record"]["tenant"] == "a"
@@ -269,6 +285,35 @@ async def test_multi_tenant_rules(api: Api, name: str) -> None:
     assert (await api.ok(DELETE, {"c": name, "ids": ["r1"], "t": "a"}))["deleteRecords"] == {
         "deleted": 1
     }
+
+
+@pytest.mark.validation
+@pytest.mark.parametrize(
+    ("tenant", "reason"),
+    [
+        ("", "tenant must not be empty"),
+        ("a\nb", "tenant contains control characters"),
+        ("a\x00b", "tenant contains control characters"),
+        ("t" * (TENANT_MAX_LENGTH + 1), f"tenant longer than {TENANT_MAX_LENGTH} characters"),
+    ],
+    ids=["empty", "newline", "nul", "too-long"],
+)
+async def test_a_tenant_in_an_invalid_format_is_refused(
+    api: Api, name: str, tenant: str, reason: str
+) -> None:
+    await make_collection(api, name, multiTenant=True)
+    batch = [good(0, tenant="a"), good(1, tenant=tenant), good(2, tenant="b")]
+    error = await api.error(UPSERT, {"c": name, "r": batch})
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == f"record 1 id 'r1': {reason}"
+    assert error["extensions"]["problems"] == [{"index": 1, "id": "r1", "message": reason}]
+    assert await sql_ids(api, name) == set()
+    # Without atomicity the other two are written and the bad one is listed.
+    result = (await api.ok(UPSERT, {"c": name, "r": batch, "atomic": False}))["upsertRecords"]
+    assert result["ids"] == ["r0", "r2"]
+    assert result["errors"] == [
+        {"index": 1, "id": "r1", "code": "BAD_USER_INPUT", "message": reason}
+    ]
 
 
 @pytest.mark.validation
@@ -331,3 +376,108 @@ async def test_json_fields_take_any_json_value(api: Api, name: str) -> None:
         got = (await api.ok(RECORD, {"c": name, "id": f"r{i}"}))["record"]
         assert got["metadata"]["extra"] == v
     assert await milvus_ids(api, name) == {f"r{i}" for i in range(len(values))}
+
+
+# -- flush policy (an app of each test's own, for its own settings) -------------------------------
+
+FLUSH_AT = 25
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty SQL database for an app of the test's own (next to the session's Milvus)."""
+    async with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+def own_settings(milvus_uri: str, database_url: str, **overrides: Any) -> Settings:
+    return make_settings(
+        milvus_uri=milvus_uri, database_url=database_url, milvus_timeout=30, **overrides
+    )
+
+
+async def drop(api: Api, *names: str) -> None:
+    for collection in names:
+        await api.ok("mutation($n: String!) { dropCollection(name: $n) }", {"n": collection})
+
+
+def count_flushes(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The Milvus collections flushed from now on, in order (the real flush still runs)."""
+    calls: list[str] = []
+    real = api.store.vectors.flush
+
+    async def flush(mname: str) -> None:
+        calls.append(mname)
+        await real(mname)
+
+    monkeypatch.setattr(api.store.vectors, "flush", flush)
+    return calls
+
+
+async def test_real_time_upserts_flush_only_past_the_threshold(
+    milvus_uri: str, own_database: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = f"{name}_b"
+    async with running_api(own_settings(milvus_uri, own_database, flush_threshold=FLUSH_AT)) as api:
+        try:
+            await make_collection(api, name)
+            await make_collection(api, other)
+            flushes = count_flushes(api, monkeypatch)
+            mname = f"vq_{name}"
+
+            for i in range(FLUSH_AT - 1):  # one record per call: real-time use
+                await api.ok(UPSERT, {"c": name, "r": [good(i)]})
+            # Rows of another collection count for that collection alone.
+            await api.ok(UPSERT, {"c": other, "r": [good(i) for i in range(FLUSH_AT - 1)]})
+            assert flushes == []
+
+            await api.ok(UPSERT, {"c": name, "r": [good(FLUSH_AT - 1)]})  # reaches the threshold
+            assert flushes == [mname]
+
+            # The count starts again after a flush; a batch far past the threshold flushes once.
+            for i in range(FLUSH_AT, 2 * FLUSH_AT - 1):
+                await api.ok(UPSERT, {"c": name, "r": [good(i)]})
+            assert flushes == [mname]
+            big = [good(i) for i in range(1000, 1000 + 3 * FLUSH_AT)]
+            await api.ok(UPSERT, {"c": name, "r": big})
+            assert flushes == [mname, mname]
+
+            # Re-sending rows counts too: Milvus holds their new versions unflushed.
+            await api.ok(UPSERT, {"c": name, "r": [good(i) for i in range(FLUSH_AT - 1)]})
+            assert flushes == [mname, mname]
+            await api.ok(UPSERT, {"c": name, "r": [good(5000)]})
+            assert flushes == [mname, mname, mname]
+        finally:
+            await drop(api, name, other)
+
+
+async def test_an_import_flushes_once_at_its_end(
+    milvus_uri: str,
+    own_database: str,
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "in.jsonl"
+    lines = [{"id": f"i{n}", "vector": vec(n), "metadata": {"sku": f"s{n}"}} for n in range(3 * 10)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    # A threshold the import never reaches: the only flush is the one at the end.
+    async with running_api(own_settings(milvus_uri, own_database, flush_threshold=1000)) as api:
+        try:
+            await make_collection(api, name)
+            flushes = count_flushes(api, monkeypatch)
+            flushed_by_batch: list[int] = []
+
+            def progress(_: ImportProgress) -> None:
+                flushed_by_batch.append(len(flushes))
+
+            summary = await import_jsonl(
+                api.store, path=path, collection=name, batch_size=10, on_progress=progress
+            )
+            assert summary.ok
+            assert summary.records_written == 30
+            assert flushed_by_batch == [0, 0, 0]  # no flush while batches were written
+            assert flushes == [f"vq_{name}"]
+            assert await milvus_ids(api, name) == {f"i{n}" for n in range(30)}
+        finally:
+            await drop(api, name)

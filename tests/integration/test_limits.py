@@ -1,5 +1,7 @@
-"""Every request limit answers LIMIT_EXCEEDED before any store call: no SQL statement (counted
-with a ``before_cursor_execute`` listener) and no Milvus call (spied on ``store.vectors``)."""
+"""Every request limit is refused before any store call: no SQL statement (counted with a
+``before_cursor_execute`` listener) and no Milvus call (spied on ``store.vectors``). Document
+limits answer LIMIT_EXCEEDED; argument limits (topK, ``first``, filter depth and list sizes) are
+refused before the collection is even looked up, so a cold registry cache costs no SQL read."""
 
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ LIMITS = {
     "max_batch_size": 20,
     "max_search_batch": 10,
     "max_top_k": 1000,
+    "max_filter_depth": 4,
+    "max_filter_list": 10,
+    "max_page_size": 50,
 }
 
 
@@ -152,6 +157,82 @@ async def test_over_limit_documents_touch_no_store(
     error = body["errors"][0]
     assert error["extensions"]["code"] == "LIMIT_EXCEEDED", error
     assert not body.get("data")
+
+
+SEARCH_WHERE = """query($c: String!, $w: Filter, $k: Int! = 10) {
+  search(collection: $c, vector: [1, 0, 0, 0], where: $w, topK: $k) { tookMs } }"""
+BATCH_WHERE = """query($c: String!, $w: Filter, $k: Int! = 10) {
+  searchBatch(collection: $c, vectors: [[1, 0, 0, 0]], where: $w, topK: $k) { tookMs } }"""
+RECORDS_WHERE = """query($c: String!, $w: Filter, $first: Int! = 20) {
+  records(collection: $c, where: $w, first: $first) { totalCount } }"""
+DELETE_WHERE = """mutation($c: String!, $w: Filter, $ids: [ID!]) {
+  deleteRecords(collection: $c, where: $w, ids: $ids) { deleted } }"""
+FILTER_OPERATIONS = {
+    "search": SEARCH_WHERE,
+    "searchBatch": BATCH_WHERE,
+    "records": RECORDS_WHERE,
+    "deleteRecords": DELETE_WHERE,
+}
+LEAF = {"field": "n", "eq": 1}
+# With max_filter_depth 4 and max_filter_list 10: (variables, code, the problem's path).
+OVER_LIMIT_ARGUMENTS: dict[str, tuple[str, dict[str, Any], str, str | None]] = {
+    **{
+        f"{op}: {what}": (query, {"w": where}, "BAD_USER_INPUT", path)
+        for op, query in FILTER_OPERATIONS.items()
+        for what, where, path in (
+            ("filter depth", {"not": {"and": [LEAF, {"not": {"not": LEAF}}]}},
+             "where.not.and[1].not.not"),
+            ("filter and-list", {"or": [LEAF] * 11}, "where.or"),
+            ("filter value list", {"field": "n", "in": list(range(11))}, "where.in"),
+        )
+    },
+    "search: topK": (SEARCH_WHERE, {"k": 1001}, "BAD_USER_INPUT", None),
+    "searchBatch: topK": (BATCH_WHERE, {"k": 1001}, "BAD_USER_INPUT", None),
+    "records: first": (RECORDS_WHERE, {"first": 51}, "BAD_USER_INPUT", None),
+    "deleteRecords: ids": (DELETE_WHERE, {"ids": [f"r{i}" for i in range(21)]}, "LIMIT_EXCEEDED",
+                           None),
+}  # fmt: skip
+
+
+@pytest.fixture(params=["cold", "missing"])
+async def uncached(request: pytest.FixtureRequest, limited: Api) -> str:
+    """A collection name whose registry entry is not cached, so looking it up is a SQL read:
+    "cold", a collection just created (creating does not fill the cache), or "missing", one that
+    does not exist (never cached)."""
+    if request.param == "missing":
+        return "no_such_collection"
+    name = f"cold_{uuid.uuid4().hex[:8]}"
+    await limited.ok(
+        "mutation($n: String!) { createCollection(input: {name: $n, dimension: 4, "
+        'fields: [{name: "n", type: INT}]}) { name } }',
+        {"n": name},
+    )
+    return name
+
+
+@pytest.mark.parametrize("case", list(OVER_LIMIT_ARGUMENTS))
+async def test_over_limit_arguments_touch_no_store_even_on_a_cold_cache(
+    limited: Api, uncached: str, case: str
+) -> None:
+    query, variables, code, path = OVER_LIMIT_ARGUMENTS[case]
+    name = uncached
+    with NoStoreCalls(limited):
+        error = await limited.error(query, {"c": name, **variables})
+    assert error["extensions"]["code"] == code, error
+    if path is not None:
+        assert [p["path"] for p in error["extensions"]["problems"]] == [path]
+
+
+async def test_a_cold_lookup_is_a_sql_read_the_guard_sees(limited: Api) -> None:
+    """The control for the test above: a filter within the limits but naming an unknown field
+    needs the schema, so the lookup happens, and the statement listener sees it."""
+    statements = _count_sql(limited)
+    try:
+        error = await limited.error(SEARCH_WHERE, {"c": "no_such_collection", "w": LEAF})
+    finally:
+        statements.close()
+    assert error["extensions"]["code"] == "NOT_FOUND"
+    assert any("vq_collection" in s for s in statements.seen), statements.seen
 
 
 async def test_the_cost_limit_leaves_room_for_real_queries(limited: Api) -> None:

@@ -30,6 +30,7 @@ import resolvers.search
 from graph.app import create_app
 from graph.logs import log_handler
 from graph.telemetry import Telemetry
+from store.keys import parse_key
 from tests.conftest import Api, make_settings, running_api
 from tests.unit.test_deploy import METRICS
 
@@ -423,3 +424,120 @@ async def test_readiness_is_503_while_milvus_is_down_and_recovers_by_itself(
                 assert time.monotonic() < deadline, ready.text
                 await asyncio.sleep(0.5)
             assert ready.json()["checks"]["milvus"]["ok"] is True
+
+
+async def test_upserts_and_deletes_make_one_milvus_span_each_without_vectors(
+    traced: Traced, name: str
+) -> None:
+    await make_collection(traced.api, name, 3)
+    vectors = np.random.default_rng(11).normal(size=(5, DIM)).astype(np.float32)
+    records = [{"id": f"u{i}", "vector": vectors[i].tolist()} for i in range(5)]
+
+    traced.spans.clear()
+    await traced.api.ok(
+        "mutation($c: String!, $r: [RecordInput!]!) { upsertRecords(collection: $c, "
+        "records: $r) { upserted } }",
+        {"c": name, "r": records},
+    )
+    upserted = traced.spans.get_finished_spans()
+    traced.spans.clear()
+    deleted = await traced.api.ok(
+        "mutation($c: String!, $ids: [ID!]) { deleteRecords(collection: $c, ids: $ids) "
+        "{ deleted } }",
+        {"c": name, "ids": ["u1", "u3"]},
+    )
+    removed = traced.spans.get_finished_spans()
+    assert deleted["deleteRecords"]["deleted"] == 2
+
+    for spans, operation, what, size in (
+        (upserted, "mutation upsertRecords", "upsert", ("milvus.rows", 5)),
+        (removed, "mutation deleteRecords", "delete", ("milvus.ids", 2)),
+    ):
+        milvus = [s for s in spans if s.name.startswith("milvus ")]
+        assert [s.name for s in milvus] == [f"milvus {what}"], [s.name for s in spans]
+        [span] = milvus
+        [parent] = by_name(spans)[operation]
+        assert parent_of(span) == parent.context.span_id
+        assert span.kind is SpanKind.CLIENT
+        assert span.attributes is not None
+        assert span.attributes["db.collection.name"] == f"vq_{name}"
+        assert span.attributes["db.operation.name"] == what
+        assert span.attributes[size[0]] == size[1]
+
+    text_of_spans = all_attribute_text(upserted + removed)
+    for value in vectors.ravel():
+        for shown in (repr(float(value)), f"{value:.6f}", f"{value:.4f}"):
+            assert shown not in text_of_spans, shown
+
+
+async def test_the_request_log_line_names_the_key_id_and_tenant_never_the_secret(
+    database_url: str, session_dir: Path, log_lines: io.StringIO
+) -> None:
+    exporter = InMemorySpanExporter()
+    settings = make_settings(
+        milvus_uri=str(session_dir / f"telemetry-auth-{uuid.uuid4().hex[:8]}.db"),
+        database_url=database_url,
+        auth="apikey",
+        rate_limit_per_second=0,
+    )
+    telemetry = Telemetry.from_settings(settings, span_exporter=exporter)
+    app = create_app(settings, telemetry=telemetry)
+    logging.getLogger().setLevel(logging.DEBUG)  # the secret must be in no line, at any level
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                api = Api(client, app)
+                admin = (await api.store.keys.create(scope="admin")).secret
+                tenant_key = await api.store.keys.create(scope="write", tenant="acme")
+                parts = parse_key(tenant_key.secret)
+                assert parts is not None
+                key_id, secret = parts
+                assert key_id == tenant_key.info.id
+                c = f"logs_{uuid.uuid4().hex[:8]}"
+                created = await api.post(
+                    "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { name } }",
+                    {"i": {"name": c, "dimension": DIM, "multiTenant": True}},
+                    headers={"Authorization": f"Bearer {admin}"},
+                )
+                assert not created.get("errors"), created
+                as_tenant = {"Authorization": f"Bearer {tenant_key.secret}"}
+                upserted = await api.post(
+                    "mutation($c: String!, $r: [RecordInput!]!) { upsertRecords(collection: "
+                    "$c, records: $r) { upserted } }",
+                    {"c": c, "r": [{"id": "a", "vector": [1.0] + [0.0] * (DIM - 1)}]},
+                    headers=as_tenant,
+                )
+                assert not upserted.get("errors"), upserted
+                log_lines.truncate(0)
+                log_lines.seek(0)
+                exporter.clear()
+                body = await api.post(
+                    SEARCH, {"c": c, "v": [1.0] + [0.0] * (DIM - 1), "k": 1}, headers=as_tenant
+                )
+                assert not body.get("errors"), body
+                assert [h["id"] for h in body["data"]["search"]["hits"]] == ["a"]
+                spans = exporter.get_finished_spans()
+                whole_log = log_lines.getvalue()
+    finally:
+        telemetry.shutdown()
+
+    [request] = by_name(spans)["POST /graphql"]
+    [operation] = by_name(spans)["query search"]
+    [line] = [x for x in parsed(log_lines) if x["logger"] == "vectorql.requests"]
+    assert line["caller"] == key_id
+    assert line["tenant"] == "acme"
+    assert line["operation"] == "search"
+    assert line["outcome"] == "ok"
+    assert line["trace_id"] == format(request.context.trace_id, "032x")
+    assert line["span_id"] == format(request.context.span_id, "016x")
+    assert operation.context.trace_id == request.context.trace_id
+    assert operation.attributes is not None
+    assert operation.attributes["vectorql.caller"] == key_id
+    assert operation.attributes["vectorql.tenant"] == "acme"
+    # Neither the tenant key's secret nor the admin key appears in any line or span.
+    for text_ in (whole_log, all_attribute_text(spans)):
+        assert secret not in text_
+        assert tenant_key.secret not in text_
+        assert admin not in text_
+        assert "Bearer" not in text_

@@ -8,10 +8,10 @@ from store.records import IndexType
 from store.vectors import detect_capabilities
 
 
-def test_milvus_lite_runs_full_like_and_refuses_ivf_pq() -> None:
+def test_milvus_lite_like_and_index_types() -> None:
     caps = detect_capabilities("milvus_lite-3.2.2")
     assert caps.lite
-    assert caps.like == "full"
+    assert caps.like == "lite"
     assert not caps.filter_templating
     assert IndexType.HNSW in caps.index_types
     # Lite 3.2 accepts an IVF_PQ index and then searches unindexed (design.md section 9).

@@ -24,6 +24,7 @@ from store.filters import (
     Op,
     Or,
     Wildcard,
+    check_shape,
     evaluate,
     parse_filter,
     prefix_upper_bound,
@@ -340,6 +341,65 @@ def test_nesting_deeper_than_the_limit_is_rejected_where_it_happens() -> None:
     ]
 
 
+def shape_problems(
+    raw: Any, *, max_depth: int = 4, max_list: int = 5
+) -> list[tuple[str | None, str]]:
+    with pytest.raises(InvalidInput) as caught:
+        check_shape(raw, max_depth=max_depth, max_list=max_list)
+    return [(p.path, p.message) for p in caught.value.problems]
+
+
+LEAF = {"field": "year", "eq": 1}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"and": [LEAF, {"not": {"not": {"not": LEAF}}}]},
+        {"not": {"or": [LEAF] * 6}},
+        {"field": "year", "in": list(range(6))},
+        {"field": "tags", "containsAny": ["a"] * 6},
+        {"field": "tags", "containsAll": ["a"] * 6},
+        {"field": "year", "notIn": list(range(6))},
+        {
+            "and": [
+                {"or": [LEAF] * 6},
+                {"not": {"field": "year", "in": list(range(9))}},
+                {"not": {"not": {"and": [LEAF, LEAF]}}},
+            ]
+        },
+    ],
+)
+def test_the_shape_check_reports_the_limits_as_the_parser_does(raw: Any) -> None:
+    assert shape_problems(raw) == problems(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"field": "nope", "eq": 1},  # unknown field: needs the schema
+        {"field": "year", "gt": "x"},  # wrong type: needs the schema
+        {"and": [LEAF, {"not": {"not": LEAF}}]},  # exactly at the depth limit
+        {"or": [LEAF] * 5, "field": "year"},  # malformed, but within the limits
+        {"field": "year", "in": list(range(5))},
+        {"field": "name", "eq": ["a"] * 50},  # not a list operator: the parser's to refuse
+        {"and": "x"},
+        {"not": None},
+    ],
+)
+def test_the_shape_check_needs_no_schema_and_leaves_the_rest_to_the_parser(raw: Any) -> None:
+    check_shape(raw, max_depth=4, max_list=5)
+
+
+def test_the_shape_check_is_not_recursive() -> None:
+    raw: dict[str, Any] = LEAF
+    for _ in range(10_000):
+        raw = {"not": raw}
+    assert shape_problems(raw) == [("where" + ".not" * 4, "filter nested deeper than 4 levels")]
+    with pytest.raises(ValueError, match="at least 1"):
+        check_shape(LEAF, max_depth=1, max_list=0)
+
+
 def test_every_problem_is_reported_at_once_with_its_path() -> None:
     with pytest.raises(InvalidInput) as caught:
         parse(
@@ -604,6 +664,23 @@ def test_milvus_refuses_escaped_characters_inside_general_patterns(pattern: str)
         milvus({"field": "name", "like": pattern})
 
 
+@pytest.mark.parametrize("pattern", ["%b_", "a%_", "%a\n", "_"])
+def test_milvus_lite_refuses_patterns_its_regex_cannot_run_exactly(pattern: str) -> None:
+    # Milvus Lite's LIKE regex ends in ``$``, which also matches before a final newline.
+    f = parse({"field": "name", "like": pattern}, max_list=10)
+    with pytest.raises(InvalidInput, match=r"Milvus Lite cannot run a like pattern"):
+        to_milvus(f, fields=FIELDS, like="lite")
+    assert "like" in to_milvus(f, fields=FIELDS, like="full")
+
+
+def test_milvus_like_ending_in_a_literal_excludes_values_ending_in_a_newline() -> None:
+    f = parse({"field": "name", "like": "%a"}, max_list=10)
+    for like in ("full", "lite"):
+        assert to_milvus(f, fields=FIELDS, like=like).endswith(
+            '(name like "%a" and not name like "%\\n"))'
+        )
+
+
 def test_milvus_templated_form_holds_every_value_as_a_parameter() -> None:
     f = parse(
         {
@@ -624,9 +701,9 @@ def test_milvus_templated_form_holds_every_value_as_a_parameter() -> None:
         '((not array_contains(_absent, "at") and at > {p0})'
         ' and (not array_contains(_absent, "tags") and array_contains_any(tags, {p1}))'
         ' and (not array_contains(_absent, "name") and name >= {p2} and name < {p3})'
-        " and (id like {p4})"
-        ' and (not array_contains(_absent, "year") and year in {p5})'
-        ' and (not array_contains(_absent, "live") and live == {p6})'
+        " and ((id like {p4} and not id like {p5}))"
+        ' and (not array_contains(_absent, "year") and year in {p6})'
+        ' and (not array_contains(_absent, "live") and live == {p7})'
         ' and array_contains(_absent, "extra"))'
     )
     assert params == {
@@ -635,8 +712,9 @@ def test_milvus_templated_form_holds_every_value_as_a_parameter() -> None:
         "p2": "ab",
         "p3": "ac",
         "p4": "%x",
-        "p5": [1, 2],
-        "p6": False,
+        "p5": "%\n",
+        "p6": [1, 2],
+        "p7": False,
     }
 
 
