@@ -127,7 +127,8 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
                 *extensions,
                 *limit_extensions(settings),
                 partial(OperationSpan, tracer=tel.tracer),
-            ]
+            ],
+            max_batched_operations=settings.max_batched_operations,
         ),
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,

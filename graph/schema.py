@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import strawberry
 from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from graph.context import Info
@@ -243,9 +244,19 @@ class VectorqlSchema(strawberry.Schema):
         return None  # ErrorMapping logs INTERNAL errors with their id and traceback
 
 
-def build_schema(*, extensions: Sequence[Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
-    """``extensions`` run outside the error mapping (they see the mapped errors)."""
-    return VectorqlSchema(query=Query, mutation=Mutation, extensions=[*extensions, ErrorMapping])
+def build_schema(
+    *, extensions: Sequence[Callable[[], SchemaExtension]] = (), max_batched_operations: int = 0
+) -> strawberry.Schema:
+    """``extensions`` run outside the error mapping (they see the mapped errors).
+    ``max_batched_operations``: operations one request may batch as a JSON array (0 = off)."""
+    config = StrawberryConfig(
+        batching_config={"max_operations": max_batched_operations}
+        if max_batched_operations > 0
+        else None
+    )
+    return VectorqlSchema(
+        query=Query, mutation=Mutation, extensions=[*extensions, ErrorMapping], config=config
+    )
 
 
 __all__ = ["Mutation", "Query", "build_schema", "classify"]

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     max_filter_depth: int = Field(8, ge=1, le=64, description="Filter nesting limit.")
     max_filter_list: int = Field(1000, ge=1, le=100_000, description="Items in an in/notIn list.")
     max_page_size: int = Field(1000, ge=1, le=100_000, description="Largest `first` in records.")
+    max_batched_operations: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Operations one request may batch as a JSON array; each is limited as a "
+        "request of its own (0 = query batching off).",
+    )
 
     # Write path
     flush_threshold: int = Field(

@@ -287,6 +287,46 @@ async def test_batching_and_get_are_off(limited: Api) -> None:
         assert get.status_code in (400, 405)
 
 
+async def test_batching_when_configured_limits_each_operation(
+    database_url: str, session_dir: Path
+) -> None:
+    settings = make_settings(
+        milvus_uri=str(session_dir / f"batching-{uuid.uuid4().hex[:6]}.db"),
+        database_url=database_url,
+        max_batched_operations=2,
+        max_depth=1,
+    )
+    async with running_api(settings) as api:
+        ok = await api.client.post(
+            "/graphql",
+            json=[
+                {"query": "{ collections { name } }"},
+                {"query": 'query { collection(name: "nope") { name } }'},
+            ],
+        )
+        assert ok.status_code == 200, ok.text
+        first, second = ok.json()
+        assert isinstance(first["data"]["collections"], list), first
+        assert second == {"data": {"collection": None}}
+        with NoStoreCalls(api):
+            too_many = await api.client.post(
+                "/graphql", json=[{"query": "{ collections { name } }"}] * 3
+            )
+        assert too_many.status_code == 400
+        # Each operation meets the limits on its own: the too-deep one fails, the other runs.
+        mixed = await api.client.post(
+            "/graphql",
+            json=[
+                {"query": "{ collections { fields { name } } }"},
+                {"query": "{ collections { name } }"},
+            ],
+        )
+        assert mixed.status_code == 200, mixed.text
+        deep, shallow = mixed.json()
+        assert deep["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED", deep
+        assert "errors" not in shallow and isinstance(shallow["data"]["collections"], list)
+
+
 async def test_deeply_nested_variables_are_refused_cleanly(limited: Api) -> None:
     c = limited.app.state.collection
     where: dict[str, Any] = {"field": "n", "eq": 1}
