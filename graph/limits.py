@@ -15,12 +15,18 @@ In the order a request meets them:
 4. ``RequestGate.on_execute``, after validation and before any resolver: the cost
    (``cost.operation_cost``) against ``max_cost``.
 
+A document that passed the checks of step 3 and Strawberry's schema validation is remembered by
+its text (``ValidDocuments``, one bounded LRU per app), so the same query with new variables, the
+usual traffic of a frontend, skips both: schema validation cost about 5 ms a search. The cost
+check depends on the variables and runs every time.
+
 The limits of single arguments (topK, batch sizes, filter depth, page size) are the use cases'.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,6 +52,28 @@ EXPANSION_PER_TOKEN = 5
 
 ExtensionFactory = Callable[[], SchemaExtension]
 
+VALID_DOCUMENTS = 512  # distinct query texts remembered per app
+
+
+class ValidDocuments:
+    """Query texts known to pass validation and the shape limits (a bounded LRU, per app)."""
+
+    def __init__(self, maxsize: int = VALID_DOCUMENTS) -> None:
+        self._maxsize = maxsize
+        self._texts: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, query: str) -> bool:
+        if query in self._texts:
+            self._texts.move_to_end(query)
+            return True
+        return False
+
+    def add(self, query: str) -> None:
+        self._texts[query] = None
+        self._texts.move_to_end(query)
+        while len(self._texts) > self._maxsize:
+            self._texts.popitem(last=False)
+
 
 def limit_extensions(settings: Settings) -> list[ExtensionFactory]:
     """The schema extensions that enforce ``settings``' query limits (one instance per request)."""
@@ -57,6 +85,7 @@ def limit_extensions(settings: Settings) -> list[ExtensionFactory]:
         search_batch=settings.max_search_batch,
         page_size=settings.max_page_size,
     )
+    valid = ValidDocuments()
 
     def tokens() -> SchemaExtension:
         return MaxTokensLimiter(max_token_count=settings.max_tokens)
@@ -67,6 +96,7 @@ def limit_extensions(settings: Settings) -> list[ExtensionFactory]:
             caps=caps,
             max_cost=settings.max_cost,
             max_expanded=settings.max_tokens * EXPANSION_PER_TOKEN,
+            valid=valid,
         )
 
     return [tokens, gate]
@@ -84,8 +114,10 @@ class RequestGate(SchemaExtension):
         caps: Caps,
         max_cost: int,
         max_expanded: int,
+        valid: ValidDocuments | None = None,
     ) -> None:
         self.rules = rules
+        self.valid = valid
         self.caps = caps
         self.max_cost = max_cost
         self.max_expanded = max_expanded
@@ -97,8 +129,20 @@ class RequestGate(SchemaExtension):
             # Setting the errors makes Strawberry skip validation and report them.
             ec.pre_execution_errors = [_refusal(context.rejection)]
         elif ec.graphql_document is not None:
-            ec.pre_execution_errors = self._check_shape() or None
+            query = ec.query
+            if self.valid is not None and query is not None and query in self.valid:
+                ec.pre_execution_errors = []  # validated before: Strawberry skips validation
+            else:
+                ec.pre_execution_errors = self._check_shape() or None
         yield
+        # Strawberry's validation ran inside this hook: remember a document that passed.
+        if (
+            self.valid is not None
+            and ec.query is not None
+            and ec.graphql_document is not None
+            and ec.pre_execution_errors == []
+        ):
+            self.valid.add(ec.query)
 
     def _check_shape(self) -> list[GraphQLError]:
         ec = self.execution_context

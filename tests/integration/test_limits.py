@@ -324,7 +324,8 @@ async def test_batching_when_configured_limits_each_operation(
         assert mixed.status_code == 200, mixed.text
         deep, shallow = mixed.json()
         assert deep["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED", deep
-        assert "errors" not in shallow and isinstance(shallow["data"]["collections"], list)
+        assert "errors" not in shallow
+        assert isinstance(shallow["data"]["collections"], list)
 
 
 async def test_deeply_nested_variables_are_refused_cleanly(limited: Api) -> None:
@@ -395,3 +396,28 @@ def test_milvus_methods_spied_exist() -> None:
 
     for name in MILVUS_METHODS:
         assert hasattr(VectorIndex, name), name
+
+
+async def test_a_validated_document_is_not_validated_again(
+    limited: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import strawberry.schema.schema as strawberry_schema
+
+    calls: list[str] = []
+    real = strawberry_schema.validate_document
+
+    def counting(schema: Any, document: Any, rules: Any) -> Any:
+        calls.append("validate")
+        return real(schema, document, rules)
+
+    monkeypatch.setattr(strawberry_schema, "validate_document", counting)
+    c = limited.app.state.collection
+    query = "query($c: String!) { collection(name: $c) { name dimension } }"
+    for _ in range(3):
+        assert await limited.ok(query, {"c": c}) == {"collection": {"name": c, "dimension": 4}}
+    assert len(calls) <= 1  # validated once (or earlier in this module), then remembered
+    # A document that fails validation is checked, and refused, every time.
+    for _ in range(2):
+        error = await limited.error("{ collection(name: 1) { name } }")
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert len(calls) >= 2

@@ -326,3 +326,16 @@ def test_production_errors_drop_suggestions_and_unknown_codes() -> None:
     assert odd.extensions == {"code": "INTERNAL"}
     kept = GraphQLError("nope", extensions={"code": "FORBIDDEN"})
     assert harden(kept) is kept
+
+
+def test_valid_documents_is_a_bounded_lru() -> None:
+    from graph.limits import ValidDocuments
+
+    valid = ValidDocuments(maxsize=2)
+    valid.add("a")
+    valid.add("b")
+    assert "a" in valid  # now the most recent
+    valid.add("c")  # evicts "b", the least recently used
+    assert "b" not in valid
+    assert "a" in valid
+    assert "c" in valid
