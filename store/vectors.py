@@ -102,7 +102,9 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def detect_capabilities(version: str) -> Capabilities:
-    if "lite" in version.lower():
+    # Milvus Lite 3.x answers "milvus_lite-3.2.2"; the PyPI ``milvus`` server 2.3 answers
+    # "v2.3.5-lite" and is a real Milvus standalone, not Milvus Lite.
+    if version.lower().startswith(("milvus_lite", "milvus-lite")):
         return Capabilities(
             server="milvus-lite",
             version=version,

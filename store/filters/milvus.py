@@ -102,6 +102,18 @@ def to_milvus_template(
     return expr, renderer.params
 
 
+# Milvus 2.3 refuses a flat and/or chain of about 60 terms ("unsupported expr proto node") and
+# takes 1,000 when they are nested, so long chains are grouped into nested runs of at most this.
+CHAIN = 16
+
+
+def _chain(terms: list[str], joiner: str) -> str:
+    """``(t1 joiner t2 ...)``, as nested groups of at most ``CHAIN`` terms."""
+    while len(terms) > CHAIN:
+        terms = ["(" + joiner.join(terms[i : i + CHAIN]) + ")" for i in range(0, len(terms), CHAIN)]
+    return "(" + joiner.join(terms) + ")"
+
+
 def quote(text: str) -> str:
     """A Milvus string literal for ``text``."""
     if "\x00" in text:
@@ -163,7 +175,7 @@ class _Renderer:
     def render(self, f: Filter, path: str) -> str:
         if isinstance(f, And | Or):
             joiner = " and " if isinstance(f, And) else " or "
-            return "(" + joiner.join(self.render(c, p) for c, p in child_paths(f, path)) + ")"
+            return _chain([self.render(c, p) for c, p in child_paths(f, path)], joiner)
         if isinstance(f, Not):
             ((item, item_path),) = child_paths(f, path)
             return f"(not {self.render(item, item_path)})"

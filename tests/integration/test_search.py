@@ -471,37 +471,35 @@ def _cut(ranked: np.ndarray, near: int) -> tuple[int, float]:
 
 
 @pytest.mark.parametrize("metric", ["COSINE", "IP", "L2"])
-@pytest.mark.parametrize("with_range_filter", [False, True], ids=["radius", "radius+rangeFilter"])
 async def test_range_search_keeps_what_lies_between_the_bounds(
-    api: Api, name: str, metric: str, with_range_filter: bool
+    api: Api, name: str, metric: str
 ) -> None:
     """COSINE and IP bounds are scores (radius: the lowest kept, rangeFilter: the highest); L2
     bounds are Euclidean distances (radius: the largest kept, rangeFilter: the smallest)."""
     vectors = await setup(api, name, metric=metric, index={"type": "FLAT"})
     q = np.random.default_rng(5).normal(size=DIM).astype(np.float32)
     order, scores, distances = exact(vectors, q, metric)
-    bound = distances if metric == "L2" else scores
-    ranked = bound[order]  # best first
-    params: dict[str, float] = {}
-    last, params["radius"] = _cut(ranked, 40)
-    first = 0
-    if with_range_filter:
-        first, params["rangeFilter"] = _cut(ranked, 10)
-    want = [f"r{i:04d}" for i in order[first:last]]
-    assert len(want) > 20
-
-    data = await api.ok(SEARCH, {"c": name, "v": b64(q), "k": 100, "p": params})
-    hits = data["search"]["hits"]
-    assert [h["id"] for h in hits] == want
-    for h in hits:
-        i = int(h["id"][1:])
-        assert h["score"] == pytest.approx(float(scores[i]), abs=1e-4)
-        assert h["distance"] == pytest.approx(float(distances[i]), abs=1e-4)
-    if metric == "L2":
-        assert all(params.get("rangeFilter", 0) <= h["distance"] < params["radius"] for h in hits)
-    else:
-        top = params.get("rangeFilter", np.inf)
-        assert all(params["radius"] < h["score"] <= top for h in hits)
+    ranked = (distances if metric == "L2" else scores)[order]  # best first
+    last, radius = _cut(ranked, 40)
+    first, range_filter = _cut(ranked, 10)
+    for params, kept in [
+        ({"radius": radius}, order[:last]),
+        ({"radius": radius, "rangeFilter": range_filter}, order[first:last]),
+    ]:
+        data = await api.ok(SEARCH, {"c": name, "v": b64(q), "k": 100, "p": params})
+        hits = data["search"]["hits"]
+        assert [h["id"] for h in hits] == [f"r{i:04d}" for i in kept], params
+        assert len(hits) > 20
+        for h in hits:
+            i = int(h["id"][1:])
+            assert h["score"] == pytest.approx(float(scores[i]), abs=1e-4)
+            assert h["distance"] == pytest.approx(float(distances[i]), abs=1e-4)
+        if metric == "L2":
+            low = params.get("rangeFilter", 0.0)
+            assert all(low <= h["distance"] < radius for h in hits)
+        else:
+            high = params.get("rangeFilter", np.inf)
+            assert all(radius < h["score"] <= high for h in hits)
 
 
 async def test_records_cursor_is_stable_under_inserts(api: Api, name: str) -> None:

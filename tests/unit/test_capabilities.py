@@ -10,6 +10,7 @@ from store.vectors import detect_capabilities
 
 def test_milvus_lite_like_and_index_types() -> None:
     caps = detect_capabilities("milvus_lite-3.2.2")
+    assert detect_capabilities("milvus-lite 3.2.2").lite
     assert caps.lite
     assert caps.like == "lite"
     assert not caps.filter_templating
@@ -22,6 +23,7 @@ def test_milvus_lite_like_and_index_types() -> None:
     ("version", "like", "templating", "partition_key_upsert"),
     [
         ("v2.3.5", "prefix", False, False),
+        ("v2.3.5-lite", "prefix", False, False),  # the PyPI ``milvus`` package's server
         ("2.3.21-gpu", "prefix", False, False),
         ("v2.4.15", "full", False, True),
         ("v2.5.16", "full", True, True),

@@ -888,3 +888,19 @@ def test_evaluate_is_the_reference_semantics(
     raw: Any, metadata: dict[str, Any], expected: bool
 ) -> None:
     assert evaluate(parse(raw), id="r1", metadata=metadata) is expected
+
+
+def test_milvus_long_and_or_lists_are_nested_in_short_runs() -> None:
+    # Milvus 2.3 refuses a flat chain of about 60 terms; nested runs of 16 run at 1,000.
+    f = parse({"or": [{"field": "id", "eq": f"r{i}"} for i in range(100)]}, max_list=1000)
+    expr = to_milvus(f, fields=FIELDS)
+    assert expr.count("id ==") == 100
+    depth = max_depth = 0
+    for ch in expr:
+        depth += ch == "("
+        depth -= ch == ")"
+        max_depth = max(max_depth, depth)
+    assert depth == 0
+    assert max_depth >= 3  # runs of runs
+    for run in expr.split("("):
+        assert run.count(" or ") <= 16
