@@ -73,7 +73,7 @@ from store.records import (
     IndexType,
     Metric,
 )
-from store.search import DEFAULT_EF, MAX_EF
+from store.search import DEFAULT_EF, FILTERED_EF, MAX_EF
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "debian-packages"
@@ -462,7 +462,7 @@ class RawMode(Mode):
             output_fields=[],
             search_params={
                 "metric_type": self.metric,
-                "params": {"ef": min(MAX_EF, max(DEFAULT_EF, top_k))},
+                "params": {"ef": min(MAX_EF, max(FILTERED_EF if case.expr else DEFAULT_EF, top_k))},
             },
             consistency_level="Session",
             timeout=60,
