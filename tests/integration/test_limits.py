@@ -287,6 +287,10 @@ async def test_batching_and_get_are_off(limited: Api) -> None:
         assert get.status_code in (400, 405)
 
 
+async def post_batch(api: Api, *queries: str) -> Any:
+    return await api.client.post("/graphql", json=[{"query": q} for q in queries])
+
+
 async def test_batching_when_configured_limits_each_operation(
     database_url: str, session_dir: Path
 ) -> None:
@@ -297,29 +301,19 @@ async def test_batching_when_configured_limits_each_operation(
         max_depth=1,
     )
     async with running_api(settings) as api:
-        ok = await api.client.post(
-            "/graphql",
-            json=[
-                {"query": "{ collections { name } }"},
-                {"query": 'query { collection(name: "nope") { name } }'},
-            ],
+        ok = await post_batch(
+            api, "{ collections { name } }", 'query { collection(name: "nope") { name } }'
         )
         assert ok.status_code == 200, ok.text
         first, second = ok.json()
         assert isinstance(first["data"]["collections"], list), first
         assert second == {"data": {"collection": None}}
         with NoStoreCalls(api):
-            too_many = await api.client.post(
-                "/graphql", json=[{"query": "{ collections { name } }"}] * 3
-            )
+            too_many = await post_batch(api, *["{ collections { name } }"] * 3)
         assert too_many.status_code == 400
         # Each operation meets the limits on its own: the too-deep one fails, the other runs.
-        mixed = await api.client.post(
-            "/graphql",
-            json=[
-                {"query": "{ collections { fields { name } } }"},
-                {"query": "{ collections { name } }"},
-            ],
+        mixed = await post_batch(
+            api, "{ collections { fields { name } } }", "{ collections { name } }"
         )
         assert mixed.status_code == 200, mixed.text
         deep, shallow = mixed.json()
