@@ -21,7 +21,13 @@ from graph.examples import examples_directory
 from graph.graphiql import assets_directory, graphiql_html
 from graph.health import health_router
 from graph.instrumentation import OperationSpan, TelemetryMiddleware
-from graph.limits import BodySizeLimit, ExtensionFactory, decode_json, limit_extensions
+from graph.limits import (
+    BodySizeLimit,
+    ExtensionFactory,
+    decode_json,
+    encode_json,
+    limit_extensions,
+)
 from graph.logs import configure_logging
 from graph.production import ProductionErrors
 from graph.schema import build_schema
@@ -55,6 +61,9 @@ class VectorqlRouter(GraphQLRouter[Context, None]):
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_json(data)  # bounded nesting: see graph.limits
+
+    def encode_json(self, data: object) -> bytes:
+        return encode_json(data)
 
 
 def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:

@@ -12,7 +12,7 @@ from sqlmodel import col
 
 from store.errors import InvalidInput
 from store.filters import Filter, to_sql
-from store.reads import to_record
+from store.reads import RECORD_COLUMNS, to_record
 from store.records import CollectionInfo, RecordState, StoredRecord
 from store.tables import RecordRow
 
@@ -73,8 +73,8 @@ class Lister:
             if after is not None:
                 conditions.append(col(RecordRow.id) > decode_cursor(after))
             rows = (
-                await session.scalars(
-                    select(RecordRow)
+                await session.execute(
+                    select(*RECORD_COLUMNS)
                     .where(and_(*conditions))
                     .order_by(col(RecordRow.id))
                     .limit(first + 1)

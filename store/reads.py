@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Table, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import col
 
 from store.records import RecordState, StoredRecord
 from store.tables import RecordRow
@@ -16,17 +16,35 @@ from store.tables import RecordRow
 IN_CHUNK = 5000
 
 
-def to_record(row: RecordRow) -> StoredRecord:
+RECORDS: Table = RecordRow.__table__  # type: ignore[attr-defined]
+# The columns a read returns, selected as plain rows: building ORM objects for them cost more
+# CPU than the query itself (about half of a search's SQL time).
+RECORD_COLUMNS = (
+    RECORDS.c.collection,
+    RECORDS.c.id,
+    RECORDS.c["metadata"],
+    RECORDS.c.text,
+    RECORDS.c.tenant,
+    RECORDS.c.vector,
+    RECORDS.c.state,
+    RECORDS.c.created_at,
+    RECORDS.c.updated_at,
+)
+
+
+def to_record(row: Sequence[Any]) -> StoredRecord:
+    """A row selected with ``RECORD_COLUMNS``."""
+    collection, id, meta, text, tenant, vector, state, created_at, updated_at = row
     return StoredRecord(
-        collection=row.collection,
-        id=row.id,
-        metadata=dict(row.meta or {}),
-        text=row.text,
-        tenant=row.tenant,
-        vector=row.vector,
-        state=RecordState(row.state),
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        collection=collection,
+        id=id,
+        metadata=dict(meta or {}),
+        text=text,
+        tenant=tenant,
+        vector=vector,
+        state=RecordState(state),
+        created_at=_aware(created_at),
+        updated_at=_aware(updated_at),
     )
 
 
@@ -51,13 +69,14 @@ class Reader:
         async with self._sessions() as session:
             for start in range(0, len(unique), IN_CHUNK):
                 conditions = [
-                    col(RecordRow.collection) == collection,
-                    col(RecordRow.id).in_(unique[start : start + IN_CHUNK]),
-                    col(RecordRow.state) != RecordState.DELETING.value,
+                    RECORDS.c.collection == collection,
+                    RECORDS.c.id.in_(unique[start : start + IN_CHUNK]),
+                    RECORDS.c.state != RecordState.DELETING.value,
                 ]
                 if tenant is not None:
-                    conditions.append(col(RecordRow.tenant) == tenant)
-                rows = (await session.scalars(select(RecordRow).where(and_(*conditions)))).all()
-                for row in rows:
-                    by_id[row.id] = to_record(row)
+                    conditions.append(RECORDS.c.tenant == tenant)
+                result = await session.execute(select(*RECORD_COLUMNS).where(and_(*conditions)))
+                for row in result:
+                    record = to_record(row)
+                    by_id[record.id] = record
         return [by_id.get(i) for i in ids]

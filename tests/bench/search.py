@@ -935,7 +935,7 @@ async def bench_one(
                     Profiler(args.py_spy / f"{kind}-milvus.txt", server.pid),
                     Profiler(args.py_spy / f"{kind}-bench.txt", os.getpid()),
                 ]
-            for top_k in TOP_KS:
+            for top_k in args.top_k:
                 for conc in args.concurrency:
                     for case in cases:
                         nq = len(ds.queries) if case.where is None else args.filter_queries
@@ -1023,6 +1023,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="FIELD=VALUE on a STRING field, e.g. arch=all (repeatable; default section=libs)",
     )
     p.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY), help="clients")
+    p.add_argument("--top-k", type=int, nargs="+", default=list(TOP_KS), help="topK values")
     p.add_argument("--warmup", type=int, default=30, help="warm-up queries per measurement")
     p.add_argument("--repeat", type=int, default=1, help="passes over the queries")
     p.add_argument(

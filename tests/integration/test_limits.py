@@ -392,26 +392,34 @@ def test_milvus_methods_spied_exist() -> None:
         assert hasattr(VectorIndex, name), name
 
 
-async def test_a_validated_document_is_not_validated_again(
+async def test_a_validated_document_is_not_parsed_or_validated_again(
     limited: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import strawberry.schema.schema as strawberry_schema
 
     calls: list[str] = []
-    real = strawberry_schema.validate_document
+    real_validate = strawberry_schema.validate_document
+    real_parse = strawberry_schema.parse
 
-    def counting(schema: Any, document: Any, rules: Any) -> Any:
+    def validating(schema: Any, document: Any, rules: Any) -> Any:
         calls.append("validate")
-        return real(schema, document, rules)
+        return real_validate(schema, document, rules)
 
-    monkeypatch.setattr(strawberry_schema, "validate_document", counting)
+    def parsing(source: Any, **options: Any) -> Any:
+        calls.append("parse")
+        return real_parse(source, **options)
+
+    monkeypatch.setattr(strawberry_schema, "validate_document", validating)
+    monkeypatch.setattr(strawberry_schema, "parse", parsing)
     c = limited.app.state.collection
-    query = "query($c: String!) { collection(name: $c) { name dimension } }"
+    # A query text of this test only: parsed and validated on the first request, then remembered.
+    query = "query Remembered($c: String!) { collection(name: $c) { name dimension } }"
     for _ in range(3):
         assert await limited.ok(query, {"c": c}) == {"collection": {"name": c, "dimension": 4}}
-    assert len(calls) <= 1  # validated once (or earlier in this module), then remembered
-    # A document that fails validation is checked, and refused, every time.
+    assert calls == ["parse", "validate"]
+    # A document that fails validation is parsed, checked, and refused, every time.
+    calls.clear()
     for _ in range(2):
         error = await limited.error("{ collection(name: 1) { name } }")
         assert error["extensions"]["code"] == "BAD_USER_INPUT", error
-    assert len(calls) >= 2
+    assert calls == ["parse", "validate"] * 2

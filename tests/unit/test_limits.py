@@ -329,13 +329,16 @@ def test_production_errors_drop_suggestions_and_unknown_codes() -> None:
 
 
 def test_valid_documents_is_a_bounded_lru() -> None:
+    from graphql import parse
+
     from graph.limits import ValidDocuments
 
     valid = ValidDocuments(maxsize=2)
-    valid.add("a")
-    valid.add("b")
+    documents = {q: parse(f"{{ {q} }}") for q in "abc"}
+    valid.add("a", documents["a"])
+    valid.add("b", documents["b"])
     assert "a" in valid  # now the most recent
-    valid.add("c")  # evicts "b", the least recently used
+    valid.add("c", documents["c"])  # evicts "b", the least recently used
     assert "b" not in valid
-    assert "a" in valid
-    assert "c" in valid
+    assert valid.get("a") is documents["a"]
+    assert valid.get("c") is documents["c"]
