@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import unicodedata
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +32,10 @@ from store.tables import RecordRow, utcnow
 from store.vectors import ID_MAX_LENGTH, TENANT_MAX_LENGTH, VectorIndex
 
 log = logging.getLogger(__name__)
+
+# Unicode category Cc, exactly: C0 controls, DEL and C1 controls (one regex search, not a
+# unicodedata lookup per character).
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 SQL_CHUNK = 500
 MILVUS_CHUNK = 1000
@@ -59,7 +63,7 @@ def check_identifier(value: Any, *, what: str, max_length: int) -> str | None:
         return f"{what} must not be empty"
     if len(value) > max_length:
         return f"{what} longer than {max_length} characters"
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if CONTROL_CHARACTERS.search(value):
         return f"{what} contains control characters"
     return None
 
