@@ -46,6 +46,8 @@ def store_config(settings: Settings) -> StoreConfig:
         database_url=settings.database_url,
         sql_pool_size=settings.sql_pool_size,
         flush_threshold=settings.flush_threshold,
+        flush_idle=settings.flush_idle,
+        flush_idle_rows=settings.flush_idle_rows,
     )
 
 

@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     flush_threshold: int = Field(
         10_000, ge=0, description="Unflushed rows per collection before a Milvus flush (0 = never)."
     )
+    flush_idle: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "Seconds without writes after which a collection with at least flush_idle_rows "
+            "unflushed rows is flushed (0 = never)."
+        ),
+    )
+    flush_idle_rows: int = Field(
+        1_000, ge=1, description="Unflushed rows that arm the idle flush (small trickles do not)."
+    )
     reconcile_interval: float = Field(
         30.0, ge=0, description="Seconds between reconciler passes (0 = off)."
     )

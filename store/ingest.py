@@ -9,6 +9,7 @@ If step 3 fails, rows stay ``pending`` and ``Unavailable`` says so; the reconcil
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -24,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from store.errors import Forbidden, InvalidInput, Problem, Unavailable
+from store.errors import Forbidden, InvalidInput, Problem, Unavailable, VectorqlError
 from store.fields import FieldValueError, _check_json, canonical
 from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordError, RecordState, UpsertOutcome
@@ -167,14 +168,25 @@ class Writer:
         sessions: async_sessionmaker[AsyncSession],
         vectors: VectorIndex,
         flush_threshold: int,
+        flush_idle: float = 0.0,
+        flush_idle_rows: int = 0,
         instruments: Instruments | None = None,
     ) -> None:
+        """``flush_threshold``: unflushed rows of a collection that make a write flush it (0: this
+        writer never flushes). ``flush_idle`` (seconds, 0 = off) and ``flush_idle_rows``: a
+        collection with at least that many unflushed rows is flushed once no write has come for
+        that long, so the rows a burst of writes left below the threshold do not keep its
+        searches on Milvus's slow path; a trickle of small writes never arms it."""
         self._sessions = sessions
         self._vectors = vectors
         self._flush_threshold = flush_threshold
+        self._flush_idle = flush_idle
+        self._flush_idle_rows = max(1, flush_idle_rows)
         self._instruments = instruments or Instruments()
         # Rows written since the last flush, per Milvus collection (a heuristic of this process).
         self._unflushed: dict[str, int] = {}
+        self._idle_timers: dict[str, asyncio.TimerHandle] = {}
+        self._idle_flushes: set[asyncio.Task[None]] = set()
 
     async def upsert(
         self,
@@ -290,11 +302,59 @@ class Writer:
             await self.flush(info)
         else:
             self._unflushed[info.milvus_name] = total
+            if self._flush_idle > 0 and total >= self._flush_idle_rows:
+                self._arm_idle_flush(info)
 
     async def flush(self, info: CollectionInfo) -> None:
         """Seal Milvus's in-memory segment so searches take the indexed path."""
+        self._disarm_idle_flush(info.milvus_name)
         await self._vectors.flush(info.milvus_name)
         self._unflushed[info.milvus_name] = 0
+
+    def unflushed(self, info: CollectionInfo) -> int:
+        """Rows this process wrote to ``info`` since its last flush."""
+        return self._unflushed.get(info.milvus_name, 0)
+
+    def _arm_idle_flush(self, info: CollectionInfo) -> None:
+        """(Re)start the idle countdown of ``info``: every write pushes its flush back."""
+        self._disarm_idle_flush(info.milvus_name)
+        loop = asyncio.get_running_loop()
+        self._idle_timers[info.milvus_name] = loop.call_later(
+            self._flush_idle, self._start_idle_flush, info
+        )
+
+    def _disarm_idle_flush(self, mname: str) -> None:
+        timer = self._idle_timers.pop(mname, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _start_idle_flush(self, info: CollectionInfo) -> None:
+        self._idle_timers.pop(info.milvus_name, None)
+        task = asyncio.get_running_loop().create_task(
+            self._idle_flush(info), name=f"idle flush of {info.milvus_name}"
+        )
+        self._idle_flushes.add(task)
+        task.add_done_callback(self._idle_flushes.discard)
+
+    async def _idle_flush(self, info: CollectionInfo) -> None:
+        if self._unflushed.get(info.milvus_name, 0) < self._flush_idle_rows:
+            return  # flushed since the countdown started
+        try:
+            await self.flush(info)
+        except VectorqlError as e:
+            # Milvus down, or the collection dropped meanwhile: the rows stay searchable (slower),
+            # and the next write past the threshold flushes.
+            log.warning("idle flush of %s failed: %s", info.milvus_name, e)
+
+    async def close(self) -> None:
+        """Cancel pending idle flushes (the app is stopping)."""
+        for timer in self._idle_timers.values():
+            timer.cancel()
+        self._idle_timers.clear()
+        tasks = list(self._idle_flushes)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def delete(self, info: CollectionInfo, ids: Sequence[str], tenant: str | None) -> int:
         """SQL marks, Milvus deletes, SQL removes. Returns how many records existed."""

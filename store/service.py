@@ -27,6 +27,8 @@ class StoreConfig:
     milvus_timeout: float = 10.0
     sql_pool_size: int = 10
     flush_threshold: int = 10_000
+    flush_idle: float = 5.0
+    flush_idle_rows: int = 1_000
 
 
 class Store:
@@ -51,6 +53,8 @@ class Store:
             sessions=self.sessions,
             vectors=vectors,
             flush_threshold=config.flush_threshold,
+            flush_idle=config.flush_idle,
+            flush_idle_rows=config.flush_idle_rows,
             instruments=self.instruments,
         )
         self.reader = Reader(sessions=self.sessions)
@@ -103,5 +107,6 @@ class Store:
                 await self.vectors.ensure_loaded(info.milvus_name)
 
     async def close(self) -> None:
+        await self.writer.close()
         await self.vectors.close()
         await self.engine.dispose()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -449,6 +450,72 @@ async def test_real_time_upserts_flush_only_past_the_threshold(
             assert flushes == [mname, mname, mname]
         finally:
             await drop(api, name, other)
+
+
+async def wait_for(condition: Callable[[], bool], *, seconds: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+IDLE = 1.0  # seconds of the idle flush in these tests
+
+
+async def test_a_burst_below_the_threshold_is_flushed_once_writes_pause(
+    milvus_uri: str, own_database: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = own_settings(
+        milvus_uri, own_database, flush_threshold=FLUSH_AT, flush_idle=IDLE, flush_idle_rows=5
+    )
+    async with running_api(settings) as api:
+        try:
+            await make_collection(api, name)
+            flushes = count_flushes(api, monkeypatch)
+            mname = f"vq_{name}"
+
+            # A trickle below flush_idle_rows never arms the idle flush.
+            for i in range(4):
+                await api.ok(UPSERT, {"c": name, "r": [good(i)]})
+            await asyncio.sleep(2.5 * IDLE)
+            assert flushes == []
+
+            # Past flush_idle_rows: no flush while writes come, one once they pause.
+            await api.ok(UPSERT, {"c": name, "r": [good(i) for i in range(4, 10)]})
+            assert flushes == []
+            assert await wait_for(lambda: flushes == [mname], seconds=10 * IDLE), flushes
+            await asyncio.sleep(2 * IDLE)
+            assert flushes == [mname]  # once: nothing unflushed is left
+            assert await milvus_ids(api, name) == {f"r{i}" for i in range(10)}
+
+            # The count started again: a trickle below flush_idle_rows stays unflushed.
+            await api.ok(UPSERT, {"c": name, "r": [good(i) for i in range(10, 13)]})
+            await asyncio.sleep(2.5 * IDLE)
+            assert flushes == [mname]
+        finally:
+            await drop(api, name)
+
+
+async def test_an_idle_flush_of_a_dropped_collection_is_harmless(
+    milvus_uri: str, own_database: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = own_settings(
+        milvus_uri, own_database, flush_threshold=FLUSH_AT, flush_idle=IDLE, flush_idle_rows=1
+    )
+    async with running_api(settings) as api:
+        await make_collection(api, name)
+        flushes = count_flushes(api, monkeypatch)
+        await api.ok(UPSERT, {"c": name, "r": [good(i) for i in range(3)]})
+        await drop(api, name)  # before the idle flush fires
+        # The flush runs (Milvus Lite ignores it, a Milvus server refuses it: logged) and
+        # brings nothing back.
+        assert await wait_for(lambda: flushes == [f"vq_{name}"], seconds=10 * IDLE)
+        await asyncio.sleep(0.5)
+        data = await api.ok("{ collections { name } }")
+        assert name not in {c["name"] for c in data["collections"]}
+        assert not await api.store.vectors.has_collection(name)
 
 
 async def test_an_import_flushes_once_at_its_end(
