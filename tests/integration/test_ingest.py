@@ -149,6 +149,21 @@ async def test_upsert_list_and_base64_then_read(api: Api, name: str) -> None:
 
 
 @pytest.mark.validation
+async def test_integers_beyond_64_bits_in_free_form_metadata_come_back_exact(
+    api: Api, name: str
+) -> None:
+    """orjson (SQL JSON columns, response bodies) refuses them; the json fallbacks keep them."""
+    await make_collection(api, name)
+    huge = 2**70 + 1
+    metadata = {"sku": "s", "huge": huge, "nested": {"values": [-(2**65), 3]}}
+    await api.ok(UPSERT, {"c": name, "r": [{"id": "big", "vector": vec(1), "metadata": metadata}]})
+    response = await api.client.post(
+        "/graphql", json={"query": RECORD, "variables": {"c": name, "id": "big"}}
+    )
+    assert str(huge).encode() in response.content  # digits, not a float
+    assert response.json()["data"]["record"]["metadata"] == metadata
+
+
 @pytest.mark.parametrize(
     ("record", "fragment"),
     [
