@@ -98,7 +98,8 @@ def canonical(ftype: FieldType, value: Any, *, max_length: int | None = None) ->
         f = float(value)
         if not math.isfinite(f):
             raise FieldValueError("expected a finite number")
-        return f
+        # -0.0 == 0.0, but Milvus Lite's Arrow filters hash them apart (0.0 in [-0.0] is false).
+        return 0.0 if f == 0.0 else f
     if ftype is FieldType.BOOL:
         if not isinstance(value, bool):
             raise FieldValueError(f"expected a boolean, got {_kind(value)}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from store.filters.tree import ID_FIELD, And, Compare, Filter, IsNull, Like, Not, Op, Or
 
-_COMPARE: dict[Op, Callable[[Any, Any], bool]] = {
+COMPARE: dict[Op, Callable[[Any, Any], bool]] = {
     Op.EQ: operator.eq,
     Op.NE: operator.ne,
     Op.GT: operator.gt,
@@ -44,4 +44,4 @@ def evaluate(f: Filter, *, id: str, metadata: Mapping[str, Any]) -> bool:
     if isinstance(f, Like):
         return isinstance(value, str) and f.pattern.matches(value)
     assert isinstance(f, Compare)
-    return bool(_COMPARE[f.op](value, f.value))
+    return bool(COMPARE[f.op](value, f.value))

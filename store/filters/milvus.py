@@ -4,7 +4,11 @@ Column layout (``store.fields``): each filterable field is a scalar column of it
 is the VARCHAR primary key, and an absent value is stored as the type's zero with the field's name
 listed in the ARRAY<VARCHAR> column ``_absent``. So a leaf on a non-required field reads
 ``(not array_contains(_absent, "price") and price > 5)``: a comparison on an absent value is false
-and ``not`` inverts it, exactly as in ``evaluate``.
+and ``not`` inverts it, exactly as in ``evaluate``. The guard is left out where the stored zero
+cannot pass the test anyway (``price > 5``, ``section == "libs"``): the leaf is then false for an
+absent value without it. That is most filters, and it matters: ``array_contains`` sends Milvus
+Lite to its row-by-row Python evaluator (2 s instead of 40 ms a search over 63k rows) and costs
+Milvus 2.3 a few ms.
 
 Values are rendered as literals (Milvus Lite 3.x and Milvus 2.3 have no ``filter_params``):
 strings in double quotes escaping only ``\\``, ``"``, newline, carriage return and tab, the escapes
@@ -31,8 +35,9 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from store.errors import InvalidInput, Problem
-from store.fields import ABSENT_COLUMN, INT64_MAX, INT64_MIN
+from store.fields import ABSENT_COLUMN, INT64_MAX, INT64_MIN, ZERO
 from store.fields import to_milvus as milvus_value
+from store.filters.evaluator import COMPARE
 from store.filters.tree import (
     ID_FIELD,
     ID_SPEC,
@@ -189,9 +194,20 @@ class _Renderer:
             test = self.like_test(spec, f.pattern, f"{path}.like")
         else:
             test = self.compare(spec, f)
-        if spec.required:
+        if spec.required or not self.zero_passes(spec, f):
             return f"({test})"
         return f"(not array_contains({ABSENT_COLUMN}, {quote(spec.name)}) and {test})"
+
+    def zero_passes(self, spec: FieldSpec, f: Compare | Like) -> bool:
+        """Whether the value stored for an absent field passes the leaf's test."""
+        zero = ZERO[spec.type]
+        if isinstance(f, Like):
+            return not isinstance(zero, str) or f.pattern.matches(zero)
+        element = FieldType.STRING if spec.type is FieldType.STRING_LIST else spec.type
+        try:
+            return bool(COMPARE[f.op](zero, self.column_value(element, f.value)))
+        except TypeError:  # not comparable with the zero: keep the guard
+            return True
 
     def spec(self, name: str) -> FieldSpec:
         spec = ID_SPEC if name == ID_FIELD else self.fields.get(name)

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import col
 
 from store.errors import InvalidInput
-from store.fields import ABSENT_COLUMN
+from store.fields import ABSENT_COLUMN, canonical
 from store.fields import to_milvus as column_value
 from store.filters import Filter, LikeSupport, evaluate, parse_filter, to_milvus, to_sql
 from store.records import FieldSpec, FieldType
@@ -662,6 +662,9 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
+SPECS = {spec.name: spec for spec in FIELDS}
+
+
 @st.composite
 def records(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
     ids = draw(st.lists(texts.filter(bool), min_size=6, max_size=12, unique=True))
@@ -671,7 +674,8 @@ def records(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
         for name, values in VALUES.items():
             state = draw(st.sampled_from(["value", "value", "value", "missing", "null"]))
             if state == "value":
-                metadata[name] = draw(values)
+                # Stored values are canonical, as the write path makes them (-0.0 -> 0.0).
+                metadata[name] = canonical(SPECS[name].type, draw(values))
             elif state == "null":
                 metadata[name] = None
         out[id_] = metadata
