@@ -16,7 +16,11 @@ from store.search import SearchParams as SearchParamsRecord
 @strawberry.input(description="Search parameters; defaults favour recall.")
 class SearchParams:
     ef: int | None = strawberry.field(
-        default=None, description="HNSW candidate list (>= topK + offset; default max(128, topK))."
+        default=None,
+        description=(
+            "HNSW candidate list (>= topK + offset; default max(128, topK + offset), wider with "
+            "a filter)."
+        ),
     )
     nprobe: int | None = strawberry.field(
         default=None, description="IVF clusters to probe (default max(16, nlist / 4))."

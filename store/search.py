@@ -24,8 +24,8 @@ from store.vectors import VectorHit, VectorIndex
 # ef for HNSW when the client gives none: high recall (Milvus's own default is ef = topK).
 DEFAULT_EF = 128
 # With a filter, HNSW skips the candidates the filter drops and needs a wider search for the same
-# recall (Milvus 2.3, 63k real 384-d vectors, a filter keeping about a tenth: recall@10 0.965 at
-# ef 128).
+# recall: the default for a filtered search is the backend's (``Capabilities.filtered_ef``), this
+# when it is not known.
 FILTERED_EF = 256
 MAX_EF = 32_768
 
@@ -66,7 +66,12 @@ def score(metric: Metric, raw: float) -> tuple[float, float]:
 
 
 def milvus_params(
-    info: CollectionInfo, params: SearchParams, *, limit: int, filtered: bool = False
+    info: CollectionInfo,
+    params: SearchParams,
+    *,
+    limit: int,
+    filtered: bool = False,
+    filtered_ef: int = FILTERED_EF,
 ) -> dict[str, Any]:
     """Search parameters for the collection's index; defaults tuned for recall."""
     out: dict[str, Any] = {}
@@ -82,7 +87,7 @@ def milvus_params(
             raise InvalidInput(f"params.ef must be at most {MAX_EF}, got {params.ef}")
         out["ef"] = params.ef
     elif index is IndexType.HNSW:
-        out["ef"] = min(MAX_EF, max(FILTERED_EF if filtered else DEFAULT_EF, limit))
+        out["ef"] = min(MAX_EF, max(filtered_ef if filtered else DEFAULT_EF, limit))
     nlist = int(info.index.params.get("nlist", 128))
     if params.nprobe is not None:
         if index not in (IndexType.IVF_FLAT, IndexType.IVF_SQ8, IndexType.IVF_PQ):
@@ -167,7 +172,11 @@ class Searcher:
         caps = self._vectors.known_capabilities or await self._vectors.connect()
         expr = expression(info, where, tenant=tenant, exclude_id=exclude_id, like=caps.like)
         search_params = milvus_params(
-            info, params, limit=top_k + offset, filtered=where is not None
+            info,
+            params,
+            limit=top_k + offset,
+            filtered=where is not None,
+            filtered_ef=caps.filtered_ef,
         )
         raw = await self._vectors.search(
             info,

@@ -84,6 +84,11 @@ class Capabilities:
     # Milvus 2.3 upserts route rows to the wrong partition when the collection has a partition
     # key (milvus-io/milvus#30607): there, multi-tenant writes go as delete + insert.
     upsert_with_partition_key: bool = True
+    # The HNSW ef of a filtered search when the client gives none (store.search). Measured on 63k
+    # real 384-d vectors with a filter keeping about a tenth, recall@10: Milvus 2.3 0.965-0.975 at
+    # 128, 0.994-0.998 at 256; Milvus Lite (FAISS HNSW with an id selector) 0.952 at 256, 0.984 at
+    # 512, 0.996 at 1024.
+    filtered_ef: int = 256
 
     @property
     def lite(self) -> bool:
@@ -110,6 +115,7 @@ def detect_capabilities(version: str) -> Capabilities:
             version=version,
             filter_templating=False,
             like="lite",
+            filtered_ef=1024,
             index_types=frozenset(
                 {
                     IndexType.FLAT,

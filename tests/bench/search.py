@@ -421,7 +421,15 @@ class RawMode(Mode):
 
     key, title = "a", "raw pymilvus + SQL"
 
-    def __init__(self, *, milvus_uri: str, sqlite_path: Path, info: CollectionInfo, ds: Dataset):
+    def __init__(
+        self,
+        *,
+        milvus_uri: str,
+        sqlite_path: Path,
+        info: CollectionInfo,
+        ds: Dataset,
+        filtered_ef: int = FILTERED_EF,
+    ):
         from pymilvus import MilvusClient
 
         # No keepalive pings on an idle channel (see ``keep_channel_busy``).
@@ -438,6 +446,7 @@ class RawMode(Mode):
         self.local = threading.local()
         self.pool: ThreadPoolExecutor | None = None
         self.inline = True
+        self.filtered_ef = filtered_ef  # the store's default for this backend
 
     def prepare(self, concurrency: int) -> None:
         self.inline = concurrency == 1
@@ -462,7 +471,9 @@ class RawMode(Mode):
             output_fields=[],
             search_params={
                 "metric_type": self.metric,
-                "params": {"ef": min(MAX_EF, max(FILTERED_EF if case.expr else DEFAULT_EF, top_k))},
+                "params": {
+                    "ef": min(MAX_EF, max(self.filtered_ef if case.expr else DEFAULT_EF, top_k))
+                },
             },
             consistency_level="Session",
             timeout=60,
@@ -907,7 +918,13 @@ async def bench_one(
             # client with GOAWAY "too_many_pings" after a minute or so: keep the store's channel
             # busy while nothing else uses it.
             keepalive = asyncio.create_task(keep_channel_busy(store))
-            raw = RawMode(milvus_uri=server.uri, sqlite_path=sqlite_path, info=info, ds=ds)
+            raw = RawMode(
+                milvus_uri=server.uri,
+                sqlite_path=sqlite_path,
+                info=info,
+                ds=ds,
+                filtered_ef=store.vectors.capabilities.filtered_ef,
+            )
             modes = [raw]
             # Milvus standalone never idles (time ticks, etcd): only wait out index building.
             threshold = 0.05 if kind == "lite" else 0.5
