@@ -26,7 +26,7 @@ DEFAULT_EF = 128
 # With a filter, HNSW skips the candidates the filter drops and needs a wider search for the same
 # recall: the default for a filtered search is the backend's (``Capabilities.filtered_ef``), this
 # when it is not known.
-FILTERED_EF = 256
+FILTERED_EF = 512
 MAX_EF = 32_768
 
 

@@ -86,9 +86,9 @@ class Capabilities:
     upsert_with_partition_key: bool = True
     # The HNSW ef of a filtered search when the client gives none (store.search). Measured on 63k
     # real 384-d vectors with a filter keeping about a tenth, recall@10: Milvus 2.3 0.965-0.975 at
-    # 128, 0.994-0.998 at 256; Milvus Lite (FAISS HNSW with an id selector) 0.952 at 256, 0.984 at
-    # 512, 0.996 at 1024.
-    filtered_ef: int = 256
+    # 128, 0.970-0.998 at 256 (it varies between index builds), 1.000 at 512; Milvus Lite (FAISS
+    # HNSW with an id selector) 0.952 at 256, 0.984 at 512, 0.996 at 1024.
+    filtered_ef: int = 512
 
     @property
     def lite(self) -> bool:
