@@ -25,7 +25,6 @@ from graph.limits import (
     BodySizeLimit,
     ExtensionFactory,
     decode_json,
-    encode_json,
     limit_extensions,
 )
 from graph.logs import configure_logging
@@ -34,6 +33,7 @@ from graph.schema import build_schema
 from graph.settings import Settings
 from graph.telemetry import Telemetry, metrics_router
 from store import Store, StoreConfig, Unavailable
+from store.codec import dumps_json
 
 log = logging.getLogger("vectorql.app")
 
@@ -65,7 +65,7 @@ class VectorqlRouter(GraphQLRouter[Context, None]):
         return decode_json(data)  # bounded nesting: see graph.limits
 
     def encode_json(self, data: object) -> bytes:
-        return encode_json(data)
+        return dumps_json(data)
 
 
 def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:

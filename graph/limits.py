@@ -31,7 +31,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import orjson
 from graphql import DocumentNode, GraphQLError, validate
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.validation import ASTValidationRule
@@ -197,15 +196,6 @@ class RequestGate(SchemaExtension):
                 # A result set before execution makes Strawberry skip it.
                 ec.result = GraphQLExecutionResult(data=None, errors=[_refusal(error)])
         yield
-
-
-def encode_json(data: object) -> bytes:
-    """Response bodies: orjson (several times faster than json for a page of hits); json for
-    what orjson refuses (integers beyond 64 bits in free-form metadata)."""
-    try:
-        return orjson.dumps(data)
-    except TypeError:
-        return json.dumps(data, separators=(",", ":")).encode()
 
 
 MAX_JSON_DEPTH = 64  # metadata may nest 32 levels; a request adds a few around it

@@ -1,12 +1,15 @@
-"""Vectors on the wire: JSON lists of numbers or base64 of little-endian float32, to float32."""
+"""On the wire: vectors (JSON lists of numbers or base64 of little-endian float32, to float32)
+and JSON bodies."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
 
 import numpy as np
+import orjson
 
 MAX_DIMENSION = 32_768
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -67,3 +70,12 @@ def from_bytes(raw: bytes) -> np.ndarray:
 
 def encode_base64(vector: np.ndarray) -> str:
     return base64.b64encode(to_bytes(vector)).decode()
+
+
+def dumps_json(value: Any) -> bytes:
+    """JSON with orjson (several times faster than json for metadata and pages of hits); json for
+    what orjson refuses (integers beyond 64 bits in free-form metadata)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -18,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 from store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from store.codec import dumps_json
 from store.sessions import SqlSession
 
 
@@ -39,12 +38,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
 
 
 def _json_dumps(value: Any) -> str:
-    # orjson is several times faster than json for the metadata of large batches; json keeps what
-    # orjson refuses (integers beyond 64 bits in free-form metadata).
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"))
+    return dumps_json(value).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -19,14 +19,13 @@ import numpy as np
 from store.errors import InvalidInput
 from store.filters import Filter, quote, to_milvus
 from store.records import CollectionInfo, Consistency, IndexType, Metric
+from store.vectors import FILTERED_EF as FILTERED_EF
 from store.vectors import VectorHit, VectorIndex
 
 # ef for HNSW when the client gives none: high recall (Milvus's own default is ef = topK).
 DEFAULT_EF = 128
 # With a filter, HNSW skips the candidates the filter drops and needs a wider search for the same
-# recall: the default for a filtered search is the backend's (``Capabilities.filtered_ef``), this
-# when it is not known.
-FILTERED_EF = 512
+# recall: the default for a filtered search is the backend's (``Capabilities.filtered_ef``).
 MAX_EF = 32_768
 
 

@@ -70,6 +70,11 @@ _UNAVAILABLE_HINTS = re.compile(
 )
 
 
+# The HNSW ef of a filtered search on a Milvus server when the client gives none (see
+# ``Capabilities.filtered_ef``).
+FILTERED_EF = 512
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What the connected Milvus can do; decided once when connecting."""
@@ -88,7 +93,7 @@ class Capabilities:
     # real 384-d vectors with a filter keeping about a tenth, recall@10: Milvus 2.3 0.965-0.975 at
     # 128, 0.970-0.998 at 256 (it varies between index builds), 1.000 at 512; Milvus Lite (FAISS
     # HNSW with an id selector) 0.952 at 256, 0.984 at 512, 0.996 at 1024.
-    filtered_ef: int = 512
+    filtered_ef: int = FILTERED_EF
 
     @property
     def lite(self) -> bool:

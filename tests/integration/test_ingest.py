@@ -479,13 +479,20 @@ async def wait_for(condition: Callable[[], bool], *, seconds: float) -> bool:
 IDLE = 1.0  # seconds of the idle flush in these tests
 
 
+def idle_settings(milvus_uri: str, database_url: str, *, idle_rows: int) -> Settings:
+    return own_settings(
+        milvus_uri,
+        database_url,
+        flush_threshold=FLUSH_AT,
+        flush_idle=IDLE,
+        flush_idle_rows=idle_rows,
+    )
+
+
 async def test_a_burst_below_the_threshold_is_flushed_once_writes_pause(
     milvus_uri: str, own_database: str, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = own_settings(
-        milvus_uri, own_database, flush_threshold=FLUSH_AT, flush_idle=IDLE, flush_idle_rows=5
-    )
-    async with running_api(settings) as api:
+    async with running_api(idle_settings(milvus_uri, own_database, idle_rows=5)) as api:
         try:
             await make_collection(api, name)
             flushes = count_flushes(api, monkeypatch)
@@ -516,10 +523,7 @@ async def test_a_burst_below_the_threshold_is_flushed_once_writes_pause(
 async def test_an_idle_flush_of_a_dropped_collection_is_harmless(
     milvus_uri: str, own_database: str, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = own_settings(
-        milvus_uri, own_database, flush_threshold=FLUSH_AT, flush_idle=IDLE, flush_idle_rows=1
-    )
-    async with running_api(settings) as api:
+    async with running_api(idle_settings(milvus_uri, own_database, idle_rows=1)) as api:
         await make_collection(api, name)
         flushes = count_flushes(api, monkeypatch)
         await api.ok(UPSERT, {"c": name, "r": [good(i) for i in range(3)]})
