@@ -82,7 +82,8 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         store = await Store.open(
             store_config(settings), connect_milvus=False, instruments=tel.store
         )
-        tel.instrument_engine(store.engine)
+        for engine in store.sql_engines:
+            tel.instrument_engine(engine)
         try:
             await store.vectors.connect()
             await store.load_collections()

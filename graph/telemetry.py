@@ -50,7 +50,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Engine
 
 from graph.settings import Settings
 from store import Store
@@ -141,13 +141,13 @@ class Telemetry:
             pushes_metrics=settings.otel_exporter != "none",
         )
 
-    def instrument_engine(self, engine: AsyncEngine) -> None:
+    def instrument_engine(self, engine: Engine) -> None:
         """One span per SQL statement on ``engine`` (OpenTelemetry's SQLAlchemy instrumentation,
         attached to this engine only: its ``SQLAlchemyInstrumentor`` would patch
         ``create_engine`` process-wide)."""
         EngineTracer(  # type: ignore[no-untyped-call]  # the instrumentation has no annotations
             self.tracer_provider.get_tracer("vectorql.sql"),
-            engine.sync_engine,
+            engine,
             self._sql_connections,
         )
 

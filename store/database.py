@@ -1,11 +1,12 @@
-"""The SQL engine: one async engine per process, tables created if missing."""
+"""The SQL engines: one async engine per process (tables created if missing) and, for a SQLite
+file, a synchronous engine for the small reads that run inline on the event loop."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -35,6 +36,34 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def make_inline_engine(url: str) -> Engine | None:
+    """A synchronous engine on the same SQLite file as ``url``, for reads small enough to run on
+    the event loop itself (``None`` for other databases and for ``:memory:``). A search's record
+    lookup of ten rows costs about 0.5 ms of CPU this way against 1.8 ms through aiosqlite, whose
+    every step (cursor, execute, fetch, close, rollback) is a hand-off to its thread and back.
+    Readers of a WAL database never wait for the writer, so the loop is not held up by writes;
+    a short busy timeout bounds the rare wait (a checkpoint restarting the log)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    engine = create_engine(
+        parsed.set(drivername="sqlite+pysqlite"),
+        json_serializer=_json_dumps,
+        connect_args={"timeout": INLINE_BUSY_SECONDS, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _inline_pragmas)
+    return engine
+
+
+INLINE_BUSY_SECONDS = 1.0
+
+
+def _inline_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")  # this engine only reads
+    cursor.close()
 
 
 def _json_dumps(value: Any) -> str:

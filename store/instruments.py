@@ -24,8 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry import metrics, trace
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Engine, event
 
 SCOPE = "vectorql.store"
 
@@ -118,9 +117,9 @@ class Instruments:
         ):
             yield
 
-    def watch_sql_errors(self, engine: AsyncEngine) -> None:
+    def watch_sql_errors(self, engine: Engine) -> None:
         """Count every failed statement or connection attempt on ``engine``."""
-        event.listen(engine.sync_engine, "handle_error", self._sql_error)
+        event.listen(engine, "handle_error", self._sql_error)
 
     def _sql_error(self, _context: Any) -> None:
         self.backend_error("sql")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, select
+from sqlalchemy import Engine, Select, Table, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.records import RecordState, StoredRecord
@@ -14,6 +14,9 @@ from store.tables import RecordRow
 
 # Well below SQLite's and asyncpg's bind-parameter limits (32766 / 32767).
 IN_CHUNK = 5000
+# Reads of at most this many ids run inline on the event loop when the store has an inline
+# engine (a SQLite file): the lookups of a search's hits, and single records.
+INLINE_MAX_IDS = 256
 
 
 RECORDS: Table = RecordRow.__table__  # type: ignore[attr-defined]
@@ -53,8 +56,13 @@ def _aware(dt: datetime) -> datetime:
 
 
 class Reader:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, *, sessions: async_sessionmaker[AsyncSession], inline: Engine | None = None
+    ) -> None:
+        """``inline``: a synchronous engine on the same database for small reads
+        (``store.database.make_inline_engine``)."""
         self._sessions = sessions
+        self._inline = inline
 
     async def get(self, collection: str, id: str, *, tenant: str | None) -> StoredRecord | None:
         found = await self.get_many(collection, [id], tenant=tenant)
@@ -66,17 +74,27 @@ class Reader:
         """Records in key order, ``None`` for a miss; one statement per 5,000 ids."""
         by_id: dict[str, StoredRecord] = {}
         unique = list(dict.fromkeys(ids))
+        if self._inline is not None and len(unique) <= INLINE_MAX_IDS:
+            with self._inline.connect() as conn:
+                for row in conn.execute(_lookup(collection, unique, tenant)):
+                    record = to_record(row)
+                    by_id[record.id] = record
+            return [by_id.get(i) for i in ids]
         async with self._sessions() as session:
             for start in range(0, len(unique), IN_CHUNK):
-                conditions = [
-                    RECORDS.c.collection == collection,
-                    RECORDS.c.id.in_(unique[start : start + IN_CHUNK]),
-                    RECORDS.c.state != RecordState.DELETING.value,
-                ]
-                if tenant is not None:
-                    conditions.append(RECORDS.c.tenant == tenant)
-                result = await session.execute(select(*RECORD_COLUMNS).where(and_(*conditions)))
-                for row in result:
+                chunk = unique[start : start + IN_CHUNK]
+                for row in await session.execute(_lookup(collection, chunk, tenant)):
                     record = to_record(row)
                     by_id[record.id] = record
         return [by_id.get(i) for i in ids]
+
+
+def _lookup(collection: str, ids: Sequence[str], tenant: str | None) -> Select[Any]:
+    conditions = [
+        RECORDS.c.collection == collection,
+        RECORDS.c.id.in_(ids),
+        RECORDS.c.state != RecordState.DELETING.value,
+    ]
+    if tenant is not None:
+        conditions.append(RECORDS.c.tenant == tenant)
+    return select(*RECORD_COLUMNS).where(and_(*conditions))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store import database
@@ -44,8 +45,11 @@ class Store:
     ) -> None:
         self.config = config
         self.engine = engine
+        # Small reads of a SQLite file run inline on the event loop (store.database).
+        self.inline_engine = database.make_inline_engine(config.database_url)
         self.instruments = instruments or Instruments()
-        self.instruments.watch_sql_errors(engine)
+        for sync_engine in self.sql_engines:
+            self.instruments.watch_sql_errors(sync_engine)
         self.sessions: async_sessionmaker[AsyncSession] = database.sessionmaker(engine)
         self.vectors = vectors
         self.collections = Collections(sessions=self.sessions, vectors=vectors)
@@ -57,7 +61,7 @@ class Store:
             flush_idle_rows=config.flush_idle_rows,
             instruments=self.instruments,
         )
-        self.reader = Reader(sessions=self.sessions)
+        self.reader = Reader(sessions=self.sessions, inline=self.inline_engine)
         self.lister = Lister(sessions=self.sessions)
         self.keys = ApiKeys(sessions=self.sessions)
         self.searcher = Searcher(vectors=vectors)
@@ -97,6 +101,12 @@ class Store:
         return cls(config=config, engine=engine, vectors=vectors, instruments=instruments)
 
     @property
+    def sql_engines(self) -> tuple[Engine, ...]:
+        """Every engine statements run on (for instrumentation and statement counts)."""
+        inline = () if self.inline_engine is None else (self.inline_engine,)
+        return (self.engine.sync_engine, *inline)
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
@@ -109,4 +119,6 @@ class Store:
     async def close(self) -> None:
         await self.writer.close()
         await self.vectors.close()
+        if self.inline_engine is not None:
+            self.inline_engine.dispose()
         await self.engine.dispose()

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from graph.app import create_app
 from graph.settings import Settings
@@ -150,6 +151,28 @@ class Api:
         body = await self.post(query, variables)
         assert body.get("errors"), body
         return body["errors"][0]
+
+
+class SqlStatements:
+    """Every SQL statement the store runs, on each of its engines (the async one, and the
+    inline reader of a SQLite file)."""
+
+    def __init__(self, api: Api) -> None:
+        self.seen: list[str] = []
+        self._engines = api.store.sql_engines
+        for engine in self._engines:
+            event.listen(engine, "before_cursor_execute", self._on)
+
+    def _on(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.seen.append(statement)
+
+    def close(self) -> None:
+        for engine in self._engines:
+            event.remove(engine, "before_cursor_execute", self._on)
+
+
+def count_sql(api: Api) -> SqlStatements:
+    return SqlStatements(api)
 
 
 @contextlib.asynccontextmanager

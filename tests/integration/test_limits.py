@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, make_settings, running_api
-from tests.integration.test_security import MILVUS_METHODS, _count_sql, _spy_milvus, _unspy_milvus
+from tests.conftest import Api, count_sql, make_settings, running_api
+from tests.integration.test_security import MILVUS_METHODS, _spy_milvus, _unspy_milvus
 
 LIMITS = {
     "max_depth": 8,
@@ -57,7 +57,7 @@ class NoStoreCalls:
 
     def __enter__(self) -> NoStoreCalls:
         self.milvus = _spy_milvus(self.api)
-        self.sql = _count_sql(self.api)
+        self.sql = count_sql(self.api)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -226,7 +226,7 @@ async def test_over_limit_arguments_touch_no_store_even_on_a_cold_cache(
 async def test_a_cold_lookup_is_a_sql_read_the_guard_sees(limited: Api) -> None:
     """The control for the test above: a filter within the limits but naming an unknown field
     needs the schema, so the lookup happens, and the statement listener sees it."""
-    statements = _count_sql(limited)
+    statements = count_sql(limited)
     try:
         error = await limited.error(SEARCH_WHERE, {"c": "no_such_collection", "w": LEAF})
     finally:

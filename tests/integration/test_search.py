@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
+from store.reads import INLINE_MAX_IDS
 from store.records import CollectionInfo, RecordData
-from tests.conftest import Api
+from tests.conftest import Api, count_sql
 
 DIM = 16
 
@@ -325,14 +326,9 @@ async def test_a_milvus_hit_without_a_sql_record_is_dropped(api: Api, name: str)
 
 async def test_one_sql_statement_per_search_whatever_top_k(api: Api, name: str) -> None:
     vectors = await setup(api, name, n=150)
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = api.store.engine.sync_engine
     await api.ok(SEARCH, {"c": name, "v": b64(vectors[0]), "k": 1})  # warms the registry entry
-    event.listen(engine, "before_cursor_execute", count)
+    sql = count_sql(api)
+    statements = sql.seen
     try:
         for k in (1, 10, 100):
             await api.ok(SEARCH, {"c": name, "v": b64(vectors[0]), "k": 1})  # registry entry fresh
@@ -368,7 +364,46 @@ async def test_one_sql_statement_per_search_whatever_top_k(api: Api, name: str) 
         assert len(results) == 5
         assert [r["hits"][0]["id"] for r in results] == [f"r{i:04d}" for i in range(5)]
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        sql.close()
+
+
+async def test_small_reads_of_a_sqlite_file_run_inline_and_large_ones_through_the_async_engine(
+    api: Api, name: str
+) -> None:
+    await setup(api, name, n=INLINE_MAX_IDS + 20)
+    info = await api.store.collections.get(name)
+    inline = api.store.inline_engine
+    # PostgreSQL reads stay on asyncpg: the inline reader exists for SQLite files only.
+    assert (inline is not None) == (api.store.dialect == "sqlite")
+    seen: list[tuple[str, str]] = []
+    engines = {"async": api.store.engine.sync_engine, "inline": inline}
+    listeners = {
+        kind: (lambda k: lambda conn, cursor, statement, *a: seen.append((k, statement)))(kind)
+        for kind, engine in engines.items()
+        if engine is not None
+    }
+    for kind, listener in listeners.items():
+        event.listen(engines[kind], "before_cursor_execute", listener)
+    small_path = "inline" if inline is not None else "async"
+    try:
+        ids = [f"r{i:04d}" for i in range(INLINE_MAX_IDS + 20)]
+        small = await api.store.reader.get_many(info.name, [*ids[:10], "absent"], tenant=None)
+        assert [r.id if r else None for r in small] == [*ids[:10], None]
+        assert [k for k, _ in seen] == [small_path]
+        large = await api.store.reader.get_many(info.name, ids, tenant=None)
+        assert [r.id for r in large if r] == ids
+        assert [k for k, _ in seen] == [small_path, "async"]
+        # Read-your-writes across the two connections: a delete committed through the async
+        # engine hides the record from the next inline read.
+        await api.ok(
+            'mutation($c: String!) { deleteRecords(collection: $c, ids: ["r0001"]) { deleted } }',
+            {"c": name},
+        )
+        after = await api.store.reader.get_many(info.name, ids[:3], tenant=None)
+        assert [r.id if r else None for r in after] == ["r0000", None, "r0002"]
+    finally:
+        for kind, listener in listeners.items():
+            event.remove(engines[kind], "before_cursor_execute", listener)
 
 
 async def test_loaders_are_per_request(api: Api, name: str) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from store.listing import encode_cursor
-from tests.conftest import Api, make_settings, running_api
+from tests.conftest import Api, count_sql, make_settings, running_api
 
 DIM = 4
 UPSERT = """
@@ -276,7 +276,7 @@ async def test_a_forbidden_operation_touches_no_store(world: World) -> None:
         caller = world.as_("read")
         await caller.ok(COLLECTIONS)  # warm the key cache
         calls.clear()
-        statements = _count_sql(world.api)
+        statements = count_sql(world.api)
         try:
             for op in ("upsertRecords", "dropCollection", "updateIndex"):
                 assert await caller.code(OPERATIONS[op][1], {"c": world.plain}) == "FORBIDDEN"
@@ -472,26 +472,6 @@ async def test_hostile_filter_field_names_are_rejected(world: World, field: str)
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-class _Statements:
-    def __init__(self, api: Api) -> None:
-        from sqlalchemy import event
-
-        self.seen: list[str] = []
-        self._engine = api.store.engine.sync_engine
-        self._event = event
-        event.listen(self._engine, "before_cursor_execute", self._on)
-
-    def _on(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.seen.append(statement)
-
-    def close(self) -> None:
-        self._event.remove(self._engine, "before_cursor_execute", self._on)
-
-
-def _count_sql(api: Api) -> _Statements:
-    return _Statements(api)
 
 
 # ``_run`` is the one place every Milvus client call goes through; the others name the intent.
