@@ -52,6 +52,9 @@ def make_inline_engine(url: str) -> Engine | None:
         parsed.set(drivername="sqlite+pysqlite"),
         json_serializer=_json_dumps,
         connect_args={"timeout": INLINE_BUSY_SECONDS, "check_same_thread": False},
+        # Nothing to roll back on a connection that only reads (pysqlite opens no transaction
+        # for a SELECT): skip the reset when it goes back to the pool.
+        pool_reset_on_return=None,
     )
     event.listen(engine, "connect", _inline_pragmas)
     return engine

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, Table, and_, select
+from sqlalchemy import Connection, Engine, Row, Select, Table, and_, bindparam, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.records import RecordState, StoredRecord
@@ -55,6 +56,32 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+class InlineConnection:
+    """One autocommit connection of the inline engine, kept open and used from the event loop's
+    thread only: a pool checkout and check-in per read (with their telemetry) cost about as much
+    as the read. Reopened after an error."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def rows(self, statement: Select[Any], params: dict[str, Any]) -> Sequence[Row[Any]]:
+        """Every row at once: no cursor, and so no read snapshot, stays open between reads
+        (an open one would hold back WAL checkpoints)."""
+        if self._conn is None:
+            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            return self._conn.execute(statement, params).all()
+        except DBAPIError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
 class Reader:
     def __init__(
         self, *, sessions: async_sessionmaker[AsyncSession], inline: Engine | None = None
@@ -62,7 +89,11 @@ class Reader:
         """``inline``: a synchronous engine on the same database for small reads
         (``store.database.make_inline_engine``)."""
         self._sessions = sessions
-        self._inline = inline
+        self._inline = None if inline is None else InlineConnection(inline)
+
+    def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
 
     async def get(self, collection: str, id: str, *, tenant: str | None) -> StoredRecord | None:
         found = await self.get_many(collection, [id], tenant=tenant)
@@ -75,26 +106,40 @@ class Reader:
         by_id: dict[str, StoredRecord] = {}
         unique = list(dict.fromkeys(ids))
         if self._inline is not None and len(unique) <= INLINE_MAX_IDS:
-            with self._inline.connect() as conn:
-                for row in conn.execute(_lookup(collection, unique, tenant)):
-                    record = to_record(row)
-                    by_id[record.id] = record
+            for row in self._inline.rows(*_lookup(collection, unique, tenant)):
+                record = to_record(row)
+                by_id[record.id] = record
             return [by_id.get(i) for i in ids]
         async with self._sessions() as session:
             for start in range(0, len(unique), IN_CHUNK):
                 chunk = unique[start : start + IN_CHUNK]
-                for row in await session.execute(_lookup(collection, chunk, tenant)):
+                for row in await session.execute(*_lookup(collection, chunk, tenant)):
                     record = to_record(row)
                     by_id[record.id] = record
         return [by_id.get(i) for i in ids]
 
 
-def _lookup(collection: str, ids: Sequence[str], tenant: str | None) -> Select[Any]:
+def _lookup_statement(*, by_tenant: bool) -> Select[Any]:
     conditions = [
-        RECORDS.c.collection == collection,
-        RECORDS.c.id.in_(ids),
+        RECORDS.c.collection == bindparam("collection"),
+        RECORDS.c.id.in_(bindparam("ids", expanding=True)),
         RECORDS.c.state != RecordState.DELETING.value,
     ]
-    if tenant is not None:
-        conditions.append(RECORDS.c.tenant == tenant)
+    if by_tenant:
+        conditions.append(RECORDS.c.tenant == bindparam("tenant"))
     return select(*RECORD_COLUMNS).where(and_(*conditions))
+
+
+# Built once: building the statement and its cache key for every read cost more CPU than
+# running it for a search's ten hits.
+LOOKUP = _lookup_statement(by_tenant=False)
+LOOKUP_IN_TENANT = _lookup_statement(by_tenant=True)
+
+
+def _lookup(
+    collection: str, ids: Sequence[str], tenant: str | None
+) -> tuple[Select[Any], dict[str, Any]]:
+    params: dict[str, Any] = {"collection": collection, "ids": list(ids)}
+    if tenant is None:
+        return LOOKUP, params
+    return LOOKUP_IN_TENANT, {**params, "tenant": tenant}

@@ -119,6 +119,7 @@ class Store:
     async def close(self) -> None:
         await self.writer.close()
         await self.vectors.close()
+        self.reader.close()
         if self.inline_engine is not None:
             self.inline_engine.dispose()
         await self.engine.dispose()
