@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format pytest test-tools schema bench-ingest bench-search bench-tracing clean
+.PHONY: run test lint format pytest test-tools schema bench-ingest bench-search bench-tracing bench-api-cpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-search: $(VENV)/.installed-dev
 
 bench-tracing: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.bench.tracing $(ARGS)
+
+bench-api-cpu: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.bench.api_cpu $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
