@@ -42,6 +42,7 @@ from tests.bench.ingest import (
     cpu_seconds,
     graphql_collection_input,
     load_dataset,
+    record_inputs,
 )
 from tests.bench.search import ApiProcess, Profiler
 
@@ -131,15 +132,7 @@ async def amain(args: argparse.Namespace) -> int:
 
             await ok(CREATE, {"i": graphql_collection_input(ds.vectors.shape[1])})
             for rows in ds.batches(1000):
-                records = [
-                    {
-                        "id": ds.records[i]["id"],
-                        "vector": b64(ds.vectors[i]),
-                        "metadata": ds.records[i]["metadata"],
-                        "text": ds.records[i]["text"],
-                    }
-                    for i in rows
-                ]
+                records = record_inputs(ds, rows)
                 await ok(UPSERT, {"c": COLLECTION, "r": records})
             console.print(f"{len(ds.records):,} records loaded; API at {api.url}")
             await asyncio.sleep(args.settle)  # the idle flush and the index build

@@ -150,6 +150,19 @@ def b64(vector: np.ndarray) -> str:
     return base64.b64encode(vector.astype("<f4", copy=False).tobytes()).decode()
 
 
+def record_inputs(ds: Dataset, rows: range, *, as_base64: bool = True) -> list[dict[str, Any]]:
+    """``RecordInput`` values of ``upsertRecords`` for records ``rows`` of the dataset."""
+    return [
+        {
+            "id": ds.records[i]["id"],
+            "vector": b64(ds.vectors[i]) if as_base64 else ds.vectors[i].tolist(),
+            "metadata": ds.records[i]["metadata"],
+            "text": ds.records[i]["text"],
+        }
+        for i in rows
+    ]
+
+
 # ------------------------------------------------------------------------------------------------
 # Measurement
 
@@ -427,15 +440,7 @@ async def graphql_path(ds: Dataset, work: Path, profile: Path | None, *, as_base
             post(CREATE, {"i": graphql_collection_input(ds.vectors.shape[1])})
             with Phase(profile_dir=profile, name=f"{key}-graphql", pid=api.proc.pid) as phase:
                 for rows in ds.batches(BATCH):
-                    records = [
-                        {
-                            "id": ds.records[i]["id"],
-                            "vector": b64(ds.vectors[i]) if as_base64 else ds.vectors[i].tolist(),
-                            "metadata": ds.records[i]["metadata"],
-                            "text": ds.records[i]["text"],
-                        }
-                        for i in rows
-                    ]
+                    records = record_inputs(ds, rows, as_base64=as_base64)
                     data = post(UPSERT, {"c": COLLECTION, "r": records})
                     if data["upsertRecords"]["upserted"] != len(records):
                         raise RuntimeError(f"graphql: {data}")
