@@ -12,7 +12,7 @@ import contextvars
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -65,9 +65,15 @@ _CONSISTENCY = {
 # gRPC / Milvus status codes that mean "the server is not answering" rather than "bad request".
 _UNAVAILABLE_HINTS = re.compile(
     r"unavailable|deadline|timed? ?out|connect|closed channel|not ready|fail to connect|"
-    r"can't find collection|collection not found|not loaded|not exist|released",
+    r"can't find collection|collection not found|not loaded|not exist|released|"
+    r"leader not available|node offline",
     re.IGNORECASE,
 )
+# A Milvus server that answered but is between states (a query node that missed a heartbeat
+# under load: "503 leader not available ... node offline"); a read may be retried at once.
+_TRANSIENT = re.compile(r"leader not available|node offline|not ready", re.IGNORECASE)
+TRANSIENT_ATTEMPTS = 3
+TRANSIENT_DELAY = 1.0  # seconds between attempts
 
 
 # The HNSW ef of a filtered search on a Milvus server when the client gives none (see
@@ -450,7 +456,19 @@ class VectorIndex:
                 iterator.close()
             return out
 
-        return await self._run(scan, "query", limit=self.ddl_timeout)
+        return await self._retrying(lambda: self._run(scan, "query", limit=self.ddl_timeout))
+
+    async def _retrying(self, read: Callable[[], Awaitable[T]]) -> T:
+        """``read()``, again while Milvus answers that it is between states (reads only)."""
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                return await read()
+            except Unavailable as e:
+                if attempt == TRANSIENT_ATTEMPTS or not _TRANSIENT.search(str(e)):
+                    raise
+                log.warning("Milvus is between states, retrying in %gs: %s", TRANSIENT_DELAY, e)
+                await asyncio.sleep(TRANSIENT_DELAY)
+        raise AssertionError("unreachable")
 
     async def count(self, mname: str) -> int:
         client = await self._connected()
@@ -465,7 +483,7 @@ class VectorIndex:
             )
             return int(rows[0]["count(*)"])
 
-        return await self._run(count, "count")
+        return await self._retrying(lambda: self._run(count, "count"))
 
     async def search(
         self,
