@@ -3,11 +3,14 @@ file, a synchronous engine for the small reads that run inline on the event loop
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -84,9 +87,31 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=SqlSession, expire_on_commit=False)
 
 
+# Serializes table creation across processes on PostgreSQL (an advisory lock key: "vql").
+DDL_LOCK_KEY = 0x76716C
+DDL_ATTEMPTS = 5
+# What the loser of a race to create the same tables sees: the winner's table or type, or (SQLite
+# in WAL mode) a write lock it cannot wait for from an older read snapshot.
+_LOST_DDL_RACE = re.compile(r"already exists|duplicate key|database is locked", re.IGNORECASE)
+
+
 async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
+    """Create the missing tables. Safe to race: processes opening one fresh database at once
+    (``--workers N``, several hosts) all start. PostgreSQL runs them one after the other on an
+    advisory lock; on SQLite the loser of a race checks again and finds the winner's tables."""
+    for attempt in range(1, DDL_ATTEMPTS + 1):
+        try:
+            async with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    await conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK_KEY}
+                    )
+                await conn.run_sync(SQLModel.metadata.create_all)
+            return
+        except DBAPIError as e:
+            if attempt == DDL_ATTEMPTS or not _LOST_DDL_RACE.search(str(e.orig)):
+                raise
+            await asyncio.sleep(0.05 * attempt)
 
 
 async def ping(engine: AsyncEngine) -> None:
