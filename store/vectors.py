@@ -456,19 +456,7 @@ class VectorIndex:
                 iterator.close()
             return out
 
-        return await self._retrying(lambda: self._run(scan, "query", limit=self.ddl_timeout))
-
-    async def _retrying(self, read: Callable[[], Awaitable[T]]) -> T:
-        """``read()``, again while Milvus answers that it is between states (reads only)."""
-        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
-            try:
-                return await read()
-            except Unavailable as e:
-                if attempt == TRANSIENT_ATTEMPTS or not _TRANSIENT.search(str(e)):
-                    raise
-                log.warning("Milvus is between states, retrying in %gs: %s", TRANSIENT_DELAY, e)
-                await asyncio.sleep(TRANSIENT_DELAY)
-        raise AssertionError("unreachable")
+        return await retry_transient(lambda: self._run(scan, "query", limit=self.ddl_timeout))
 
     async def count(self, mname: str) -> int:
         client = await self._connected()
@@ -483,7 +471,7 @@ class VectorIndex:
             )
             return int(rows[0]["count(*)"])
 
-        return await self._retrying(lambda: self._run(count, "count"))
+        return await retry_transient(lambda: self._run(count, "count"))
 
     async def search(
         self,
@@ -602,6 +590,19 @@ def _index_params(client: MilvusClient, index: IndexSpec, metric: Metric) -> Any
         params=dict(index.params),
     )
     return params
+
+
+async def retry_transient(read: Callable[[], Awaitable[T]]) -> T:
+    """``read()``, again while Milvus answers that it is between states (for reads only)."""
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            return await read()
+        except Unavailable as e:
+            if attempt == TRANSIENT_ATTEMPTS or not _TRANSIENT.search(str(e)):
+                raise
+            log.warning("Milvus is between states, retrying in %gs: %s", TRANSIENT_DELAY, e)
+            await asyncio.sleep(TRANSIENT_DELAY)
+    raise AssertionError("unreachable")
 
 
 def _translate(e: MilvusException, what: str) -> Exception:

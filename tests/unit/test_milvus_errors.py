@@ -8,13 +8,35 @@ from pymilvus import MilvusException
 
 from store import vectors
 from store.errors import Unavailable
-from store.vectors import VectorIndex, _translate
+from store.vectors import _translate, retry_transient
 
 # As Milvus 2.3 answered a query while its query node had missed a heartbeat (seen in CI).
 NODE_OFFLINE = (
     "fail to query on all shard leaders, err=All attempts results:\n"
     "attempt #1:code: UnexpectedError, error: 503 leader not available: node offline[node=1]"
 )
+BETWEEN_STATES = Unavailable(f"Milvus query failed: {NODE_OFFLINE}")
+OUTAGE = Unavailable("Milvus query failed: UNAVAILABLE")  # nothing listens
+
+
+class FlakyRead:
+    """A read that raises ``error`` on its first ``failures`` calls, then answers."""
+
+    def __init__(self, error: Exception, failures: int) -> None:
+        self.error = error
+        self.failures = failures
+        self.calls = 0
+
+    async def __call__(self) -> set[str]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return {"a"}
+
+
+@pytest.fixture(autouse=True)
+def no_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors, "TRANSIENT_DELAY", 0.0)
 
 
 def test_a_node_between_states_is_unavailable() -> None:
@@ -23,47 +45,21 @@ def test_a_node_between_states_is_unavailable() -> None:
     assert "node offline" in str(error)
 
 
-@pytest.fixture
-def index(monkeypatch: pytest.MonkeyPatch) -> VectorIndex:
-    monkeypatch.setattr(vectors, "TRANSIENT_DELAY", 0.0)
-    return VectorIndex(uri="http://127.0.0.1:9", threads=1)
+async def test_a_read_is_retried_while_milvus_is_between_states() -> None:
+    read = FlakyRead(BETWEEN_STATES, failures=vectors.TRANSIENT_ATTEMPTS - 1)
+    assert await retry_transient(read) == {"a"}
+    assert read.calls == vectors.TRANSIENT_ATTEMPTS
 
 
-async def test_a_read_is_retried_while_milvus_is_between_states(index: VectorIndex) -> None:
-    calls = 0
-
-    async def read() -> set[str]:
-        nonlocal calls
-        calls += 1
-        if calls < vectors.TRANSIENT_ATTEMPTS:
-            raise Unavailable(f"Milvus query failed: {NODE_OFFLINE}")
-        return {"a"}
-
-    assert await index._retrying(read) == {"a"}
-    assert calls == vectors.TRANSIENT_ATTEMPTS
-
-
-async def test_retries_stop_after_the_last_attempt(index: VectorIndex) -> None:
-    calls = 0
-
-    async def read() -> set[str]:
-        nonlocal calls
-        calls += 1
-        raise Unavailable(f"Milvus query failed: {NODE_OFFLINE}")
-
+async def test_retries_stop_after_the_last_attempt() -> None:
+    read = FlakyRead(BETWEEN_STATES, failures=vectors.TRANSIENT_ATTEMPTS)
     with pytest.raises(Unavailable, match="node offline"):
-        await index._retrying(read)
-    assert calls == vectors.TRANSIENT_ATTEMPTS
+        await retry_transient(read)
+    assert read.calls == vectors.TRANSIENT_ATTEMPTS
 
 
-async def test_an_outage_is_not_retried(index: VectorIndex) -> None:
-    calls = 0
-
-    async def read() -> set[str]:
-        nonlocal calls
-        calls += 1
-        raise Unavailable("Milvus query failed: UNAVAILABLE")  # nothing listens: fail at once
-
+async def test_an_outage_is_not_retried() -> None:
+    read = FlakyRead(OUTAGE, failures=1)
     with pytest.raises(Unavailable):
-        await index._retrying(read)
-    assert calls == 1
+        await retry_transient(read)
+    assert read.calls == 1
