@@ -882,6 +882,73 @@ def ratio_table(milvus: str, rows: Sequence[Measurement]) -> tuple[Table, list[s
     return table, misses
 
 
+async def empty_request_cpu(url: str, pid: int | None, requests: int = 300) -> float:
+    """API CPU (ms) of one ``{ __typename }`` request: HTTP plus an empty GraphQL operation, the
+    least any request costs the API process."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        for _ in range(30):  # warm-up
+            await client.post("/graphql", json={"query": "{ __typename }"})
+        before = process_cpu_seconds(pid)
+        for _ in range(requests):
+            await client.post("/graphql", json={"query": "{ __typename }"})
+        return (process_cpu_seconds(pid) - before) * 1000 / requests
+
+
+def budget_table(milvus: str, rows: Sequence[Measurement], floor_ms: float) -> Table:
+    """Where the QPS ratio at the highest concurrency comes from. There every path keeps the
+    machine's cores busy, so QPS is about cores / CPU per query, and (c)/(a) about the ratio of
+    their CPU per query (all processes). The API's budget is the CPU per search it may spend for
+    (c) to reach ``TARGET_QPS_RATIO`` of (a), given what the benchmark client spends on a (c)
+    query and Milvus on an (a) query (the same searches: Milvus's CPU per query is larger for (c)
+    only because its background work is spread over fewer queries). Its floor is an empty request
+    (``floor_ms``) plus what (a) spends in this process on the same Milvus call and SQL read."""
+    by = {(m.top_k, m.concurrency, m.filter, m.mode): m for m in rows}
+    conc = max(m.concurrency for m in rows)
+    table = Table(title=f"CPU per query at {conc} clients on {milvus} (ms, all processes)")
+    columns = (
+        "topK",
+        "filter",
+        "(a) total",
+        "(c) total",
+        "cores busy a / c",
+        "CPU a/c",
+        "c/a QPS",
+        f"API budget for {TARGET_QPS_RATIO}",
+        "API floor",
+        "API used",
+    )
+    for name in columns:
+        table.add_column(name, justify="left" if name == "filter" else "right")
+    for m in rows:
+        if m.concurrency != conc or m.mode != "c":
+            continue
+        a = by.get((m.top_k, conc, m.filter, "a"))
+        if a is None:
+            continue
+        total_a = sum(a.cpu_ms.values())
+        total_c = sum(m.cpu_ms.values())
+        budget = total_a / TARGET_QPS_RATIO - m.cpu_ms.get("bench", 0.0) - a.cpu_ms["milvus"]
+        floor = floor_ms + a.cpu_ms.get("bench", 0.0)
+        table.add_row(
+            str(m.top_k),
+            m.filter,
+            f"{total_a:.1f}",
+            f"{total_c:.1f}",
+            f"{total_a * a.qps / 1000:.2f} / {total_c * m.qps / 1000:.2f}",
+            f"{total_a / total_c:.2f}",
+            f"{m.qps / a.qps:.2f}",
+            f"{budget:.1f}",
+            f"{floor:.1f}",
+            f"{m.cpu_ms.get('api', 0.0):.1f}",
+        )
+    table.caption = (
+        f"API floor: an empty request ({floor_ms:.1f} ms) plus (a)'s client-side CPU, the same "
+        "pymilvus call and SQL read; a budget below the floor cannot be met by any API on this "
+        "machine's cores"
+    )
+    return table
+
+
 # ------------------------------------------------------------------------------------------------
 # Main
 
@@ -978,6 +1045,8 @@ async def bench_one(
                                 + f"  load {m.load:.1f}",
                                 highlight=False,
                             )
+            floor_ms = await empty_request_cpu(api.url, api.proc.pid)
+            console.print(f"API CPU of an empty request: {floor_ms:.2f} ms")
         finally:
             if keepalive is not None:
                 keepalive.cancel()
@@ -994,6 +1063,7 @@ async def bench_one(
     console.print(results_table(label, rows, titles))
     table, misses = ratio_table(label, rows)
     console.print(table)
+    console.print(budget_table(label, rows, floor_ms))
     store_expr = {c.label: _store_expression(info, c) for c in cases if c.where}
     return {
         "milvus": kind,
@@ -1006,6 +1076,7 @@ async def bench_one(
         "store_filter_expressions": store_expr,
         "ef_sweep": [{"ef": ef, "recall": r} for ef, r in sweep],
         "measurements": [asdict(m) for m in rows],
+        "empty_request_api_cpu_ms": floor_ms,
         "misses": misses,
         "seconds": time.perf_counter() - t0,
     }
