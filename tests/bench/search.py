@@ -468,7 +468,7 @@ class RawMode(Mode):
             data=[self.data[qi]],
             filter=case.expr,
             limit=top_k,
-            output_fields=[],
+            output_fields=["id"],  # Milvus Lite returns every field for []
             search_params={
                 "metric_type": self.metric,
                 "params": {
@@ -757,7 +757,7 @@ async def ef_sweep(
                     data=[raw.data[qi]],
                     filter=case.expr,
                     limit=RECALL_AT,
-                    output_fields=[],
+                    output_fields=["id"],  # Milvus Lite returns every field for []
                     search_params={"metric_type": raw.metric, "params": {"ef": ef}},
                     timeout=60,
                 )
