@@ -927,7 +927,9 @@ def budget_table(milvus: str, rows: Sequence[Measurement], floor_ms: float) -> T
             continue
         total_a = sum(a.cpu_ms.values())
         total_c = sum(m.cpu_ms.values())
-        budget = total_a / TARGET_QPS_RATIO - m.cpu_ms.get("bench", 0.0) - a.cpu_ms["milvus"]
+        budget = (
+            total_a / TARGET_QPS_RATIO - m.cpu_ms.get("bench", 0.0) - a.cpu_ms.get("milvus", 0.0)
+        )
         floor = floor_ms + a.cpu_ms.get("bench", 0.0)
         table.add_row(
             str(m.top_k),
