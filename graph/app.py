@@ -31,7 +31,7 @@ from graph.logs import configure_logging
 from graph.production import ProductionErrors
 from graph.schema import build_schema
 from graph.settings import Settings
-from graph.telemetry import Telemetry, metrics_router
+from graph.telemetry import Telemetry, check_metrics, metrics_router, serves_metrics
 from store import Store, StoreConfig, Unavailable
 from store.codec import dumps_json
 
@@ -53,6 +53,7 @@ def store_config(settings: Settings) -> StoreConfig:
 
 ASSETS_PATH = "/graphiql-assets"
 BACKLOG_INTERVAL = 15.0  # seconds between reads of the reconciler backlog for OTLP export
+SQL_RETRY_INTERVAL = 2.0  # seconds between attempts to reach a SQL database down at start
 
 
 class VectorqlRouter(GraphQLRouter[Context, None]):
@@ -71,26 +72,32 @@ class VectorqlRouter(GraphQLRouter[Context, None]):
 def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:
     """``telemetry``: where traces and metrics go; by default built from ``settings`` and shut
     down with the app (one passed in is the caller's to shut down)."""
-    if warning := check_exposure(settings):  # raises InsecureSettings when not allowed
-        log.warning(warning)
+    for check in (check_exposure, check_metrics):  # raise InsecureSettings when not allowed
+        if warning := check(settings):
+            log.warning(warning)
     owns_telemetry = telemetry is None
     tel = telemetry or Telemetry.from_settings(settings)
     gatekeeper = Gatekeeper(settings)  # the key cache and rate-limit buckets of this app
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Start without SQL or Milvus: /readyz reports which is down, calls answer UNAVAILABLE
+        # and retry, and the SQL tables are created when the database first answers.
         store = await Store.open(
-            store_config(settings), connect_milvus=False, instruments=tel.store
+            store_config(settings), connect_milvus=False, require_sql=False, instruments=tel.store
         )
         for engine in store.sql_engines:
             tel.instrument_engine(engine)
         try:
             await store.vectors.connect()
-            await store.load_collections()
+            if store.sql.ready:
+                await store.load_collections()
         except Unavailable as e:
-            # Start anyway: /readyz reports it and calls retry the connection.
             log.warning("Milvus is not reachable at start-up: %s", e)
         app.state.store = store
+        sql = None
+        if not store.sql.ready:
+            sql = asyncio.create_task(store.wait_for_sql(SQL_RETRY_INTERVAL), name="sql")
         reconciler = None
         if settings.reconcile_interval > 0:
             reconciler = asyncio.create_task(
@@ -104,7 +111,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         try:
             yield
         finally:
-            for task in (reconciler, backlog):
+            for task in (sql, reconciler, backlog):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -153,7 +160,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         examples = StaticFiles(directory=examples_directory(), html=True)
         app.mount("/examples", examples, name="examples")
     app.include_router(health_router())
-    if settings.metrics:
+    if serves_metrics(settings):
         app.include_router(metrics_router(tel, token=settings.metrics_token))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # no CORS headers at all unless origins are configured

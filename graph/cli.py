@@ -51,9 +51,11 @@ def serve(
         )
         raise typer.Exit(2)
     from graph.auth import InsecureSettings, check_exposure
+    from graph.telemetry import check_metrics
 
     try:
-        check_exposure(settings)  # the app logs the warning when it is allowed
+        check_exposure(settings)  # the app logs the warnings when it is allowed
+        check_metrics(settings)
     except InsecureSettings as e:
         typer.echo(f"vectorql: {e}", err=True)
         raise typer.Exit(2) from None

@@ -1,7 +1,8 @@
 """Liveness and readiness: ``/healthz`` answers while the process runs; ``/readyz`` asks SQL and
 Milvus and answers 503 while either is unreachable, naming it (``unavailable: ["sql"]``) with
 the reason in its check. Nothing is remembered between probes, so readiness recovers by
-itself when the dependency is back."""
+itself when the dependency is back. The SQL check also creates the tables of a database that was
+down at start-up (``store.sqlsetup``), and names a database that does not exist."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from store import Store
+from store import Store, Unavailable
 from store.database import ping as sql_ping
 
 CHECK_TIMEOUT = 3.0
@@ -33,9 +34,21 @@ async def _check(probe: Callable[[], Awaitable[None]]) -> dict[str, Any]:
     return status
 
 
+class SqlNotReady(Exception):
+    """The SQL database does not answer, or its tables could not be created yet."""
+
+
+async def _sql_ready(store: Store) -> None:
+    try:
+        await store.sql.ensure()
+    except Unavailable as e:
+        raise SqlNotReady(store.sql.problem or e.message) from None
+    await sql_ping(store.engine)
+
+
 async def readiness(store: Store) -> tuple[bool, dict[str, Any]]:
     sql, milvus = await asyncio.gather(
-        _check(lambda: sql_ping(store.engine)), _check(store.vectors.ping)
+        _check(lambda: _sql_ready(store)), _check(store.vectors.ping)
     )
     checks = {"sql": sql, "milvus": milvus}
     down = [name for name, check in checks.items() if not check["ok"]]

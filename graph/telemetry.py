@@ -11,7 +11,10 @@ span exporter and pass it to ``create_app``.
   minute, metrics on stdout), ``otlp-grpc`` or ``otlp-http`` (to ``VECTORQL_OTEL_ENDPOINT``, else
   the standard ``OTEL_EXPORTER_OTLP_*`` variables, else localhost).
 - ``VECTORQL_METRICS``: Prometheus text at ``GET /metrics``, behind ``Authorization: Bearer
-  <VECTORQL_METRICS_TOKEN>`` when that is set.
+  <VECTORQL_METRICS_TOKEN>`` when that is set. The page names every collection with its record
+  counts, so in production with API keys on it is served only behind a token: without one, it
+  is not served (a warning says why), and an explicit ``VECTORQL_METRICS=true`` refuses to
+  start (``check_metrics``).
 The standard ``OTEL_*`` variables (service name, resource attributes, sampler, export interval)
 apply as usual.
 """
@@ -52,7 +55,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from graph.settings import Settings
+from graph.auth import InsecureSettings
+from graph.settings import ENV_PREFIX, Settings
 from store import Store
 from store.instruments import SECONDS_BUCKETS, Instruments
 
@@ -128,7 +132,7 @@ class Telemetry:
             PeriodicExportingMetricReader(e) for e in _metric_exporters(settings)
         ]
         registry = None
-        if settings.metrics:
+        if serves_metrics(settings):
             from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
             registry = CollectorRegistry(auto_describe=True)
@@ -209,6 +213,40 @@ def untraced() -> Iterator[None]:
         yield
     finally:
         otel_context.detach(token)
+
+
+def _metrics_unguarded(settings: Settings) -> bool:
+    """Metrics on in production with API keys, and no token: anyone could read the page."""
+    return (
+        settings.metrics
+        and settings.production
+        and settings.auth_mode == "apikey"
+        and settings.metrics_token is None
+    )
+
+
+def serves_metrics(settings: Settings) -> bool:
+    return settings.metrics and not _metrics_unguarded(settings)
+
+
+def check_metrics(settings: Settings) -> str | None:
+    """Raise ``InsecureSettings`` when ``/metrics`` was explicitly asked for in production with
+    API keys and has no token; return the warning to log when it is left out by default."""
+    if not _metrics_unguarded(settings):
+        return None
+    why = (
+        "it names every collection with its record counts, and in production with API keys "
+        f"it needs {ENV_PREFIX}METRICS_TOKEN (scrapers send Authorization: Bearer <token>)"
+    )
+    if "metrics" in settings.model_fields_set:
+        raise InsecureSettings(
+            f"refusing to serve /metrics ({ENV_PREFIX}METRICS=true) without a token: {why}. "
+            f"Set {ENV_PREFIX}METRICS_TOKEN, or {ENV_PREFIX}METRICS=false."
+        )
+    return (
+        f"/metrics is not served: {why}. Set {ENV_PREFIX}METRICS_TOKEN to serve it, or "
+        f"{ENV_PREFIX}METRICS=false to silence this warning."
+    )
 
 
 def metrics_router(telemetry: Telemetry, *, token: SecretStr | None) -> APIRouter:
@@ -296,4 +334,4 @@ def _metric_exporters(settings: Settings) -> Sequence[MetricExporter]:
     return []
 
 
-__all__ = ["Telemetry", "metrics_router", "untraced"]
+__all__ = ["Telemetry", "check_metrics", "metrics_router", "serves_metrics", "untraced"]

@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 
 from store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from store.codec import dumps_json
-from store.sessions import SqlSession
+from store.sessions import Gate, SqlSession
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
@@ -83,8 +83,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=SqlSession, expire_on_commit=False)
+def sessionmaker(
+    engine: AsyncEngine, *, gate: Gate | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """``gate``: awaited as each session is entered (``store.sqlsetup``: the tables exist)."""
+    return async_sessionmaker(engine, class_=SqlSession, expire_on_commit=False, gate=gate)
 
 
 # Serializes table creation across processes on PostgreSQL (an advisory lock key: "vql").

@@ -1,8 +1,12 @@
 """The store: one object that owns the SQL engine and the Milvus connection, built from plain
-configuration values (no settings object), so the app, the CLI, tests and benchmarks share it."""
+configuration values (no settings object), so the app, the CLI, tests and benchmarks share it.
+
+It can open while either backend is down: calls that need it raise ``Unavailable`` until it
+answers. SQL tables are created the first time the database answers (``store.sqlsetup``)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -10,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store import database
 from store.collections import Collections
+from store.errors import Unavailable
 from store.ingest import Writer
 from store.instruments import Instruments
 from store.keys import ApiKeys
@@ -17,6 +22,7 @@ from store.listing import Lister
 from store.reads import Reader
 from store.reconciler import Reconciler
 from store.search import Searcher
+from store.sqlsetup import SqlSetup
 from store.vectors import VectorIndex
 
 
@@ -50,7 +56,10 @@ class Store:
         self.instruments = instruments or Instruments()
         for sync_engine in self.sql_engines:
             self.instruments.watch_sql_errors(sync_engine)
-        self.sessions: async_sessionmaker[AsyncSession] = database.sessionmaker(engine)
+        self.sql = SqlSetup(engine)  # every session waits for the tables
+        self.sessions: async_sessionmaker[AsyncSession] = database.sessionmaker(
+            engine, gate=self.sql
+        )
         self.vectors = vectors
         self.collections = Collections(sessions=self.sessions, vectors=vectors)
         self.writer = Writer(
@@ -79,9 +88,13 @@ class Store:
         config: StoreConfig,
         *,
         connect_milvus: bool = True,
+        require_sql: bool = True,
         instruments: Instruments | None = None,
     ) -> Store:
-        """``instruments``: where spans and metrics go (default: nowhere)."""
+        """``require_sql``: raise ``Unavailable`` (its message one line for an operator: which
+        database, what to do) when the SQL database does not answer; otherwise open anyway, and
+        ``store.sql.ready`` says whether the tables exist yet (``store.sql.wait_ready`` retries).
+        ``instruments``: where spans and metrics go (default: nowhere)."""
         instruments = instruments or Instruments()
         engine = database.make_engine(config.database_url, pool_size=config.sql_pool_size)
         vectors = VectorIndex(
@@ -90,15 +103,19 @@ class Store:
             timeout=config.milvus_timeout,
             instruments=instruments,
         )
+        store = cls(config=config, engine=engine, vectors=vectors, instruments=instruments)
         try:
-            await database.create_tables(engine)
+            try:
+                await store.sql.ensure()
+            except Unavailable as e:
+                if require_sql:
+                    raise Unavailable(store.sql.problem or e.message) from e
             if connect_milvus:
                 await vectors.connect()
         except BaseException:
-            await vectors.close()
-            await engine.dispose()
+            await store.close()
             raise
-        return cls(config=config, engine=engine, vectors=vectors, instruments=instruments)
+        return store
 
     @property
     def sql_engines(self) -> tuple[Engine, ...]:
@@ -109,6 +126,13 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    async def wait_for_sql(self, interval: float) -> None:
+        """Retry until the tables exist (logging the problem once), then load the collections
+        (skipped while Milvus is down: the reconciler loads them when it is back)."""
+        await self.sql.wait_ready(interval)
+        with contextlib.suppress(Unavailable):
+            await self.load_collections()
 
     async def load_collections(self) -> None:
         """Load every registered collection (Milvus Lite reopens indexed collections unloaded)."""

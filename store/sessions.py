@@ -5,7 +5,8 @@ whose sessions are ``SqlSession``: a failure that escapes a session's ``async wi
 means "the database did not answer" (refused or lost connection, a pool or connect timeout, a
 server shutting down, the database gone) leaves the store as ``Unavailable``, so the API answers
 ``UNAVAILABLE`` rather than a masked ``INTERNAL``. Any other failure (a bug, a constraint) passes
-through unchanged.
+through unchanged. A session given a ``gate`` (``store.sqlsetup.SqlSetup``) awaits it on entry,
+so no statement runs before the tables exist.
 
 The translation sits on the session rather than on the engine's ``handle_error`` event because
 a refused connection is raised by the driver as a plain ``OSError`` that never reaches that event.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from types import TracebackType
+from typing import Any, Protocol, Self
 
 from sqlalchemy import exc as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,9 +86,22 @@ def _sqlite_bug(error: BaseException) -> bool:
     return any(hint in message for hint in _SQLITE_BUGS)
 
 
+class Gate(Protocol):
+    async def ensure(self) -> None: ...
+
+
 class SqlSession(AsyncSession):
     """An ``AsyncSession`` whose ``async with`` block turns a database outage into
     ``Unavailable`` (chained to the driver's error, which the logs keep)."""
+
+    def __init__(self, *args: Any, gate: Gate | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._gate = gate
+
+    async def __aenter__(self) -> Self:
+        if self._gate is not None:
+            await self._gate.ensure()
+        return self
 
     async def __aexit__(
         self,

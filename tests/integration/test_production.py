@@ -146,3 +146,57 @@ def test_serve_refuses_auth_off_on_a_public_address(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["serve"], env=env)
     assert result.exit_code == 2
     assert "ALLOW_INSECURE" in result.stderr
+
+
+def production_with_keys(tmp_path: Path, **overrides: Any) -> Any:
+    return make_settings(
+        milvus_uri=str(tmp_path / "m.db"),
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        env="production",
+        auth="apikey",
+        **overrides,
+    )
+
+
+async def test_metrics_in_production_with_keys_are_not_served_without_a_token(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="vectorql.app"):
+        async with running_api(production_with_keys(tmp_path)) as api:
+            assert (await api.client.get("/metrics")).status_code == 404
+    assert any(
+        "/metrics is not served" in r.getMessage() and "METRICS_TOKEN" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_metrics_asked_for_in_production_with_keys_and_no_token_refuse_to_start(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(InsecureSettings, match="VECTORQL_METRICS_TOKEN"):
+        create_app(production_with_keys(tmp_path, metrics=True))
+
+
+async def test_metrics_in_production_with_keys_are_served_behind_the_token(tmp_path: Path) -> None:
+    async with running_api(production_with_keys(tmp_path, metrics_token="scrape-me")) as api:
+        assert (await api.client.get("/metrics")).status_code == 401
+        scraped = await api.client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert scraped.status_code == 200
+
+
+def test_serve_refuses_metrics_without_a_token_in_production_with_keys(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from graph.cli import cli
+
+    env = {
+        "VECTORQL_ENV": "production",
+        "VECTORQL_AUTH": "apikey",
+        "VECTORQL_METRICS": "true",
+        "VECTORQL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        "VECTORQL_MILVUS_URI": str(tmp_path / "m.db"),
+    }
+    result = CliRunner().invoke(cli, ["serve"], env=env)
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "VECTORQL_METRICS_TOKEN" in result.stderr
