@@ -26,6 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from graph.settings import ENV_PREFIX, Settings, describe_error
+from graph.telemetry import check_metrics
 from tests.conftest import REQUIRE_BACKENDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,11 @@ DEPLOY = ROOT / "deploy"
 API = "vectorql"
 
 # What an operator exports before `docker compose up` (the file requires these, with no default).
-OPERATOR_ENV = {"POSTGRES_PASSWORD": "test-password", "GRAFANA_ADMIN_PASSWORD": "test-admin"}
+OPERATOR_ENV = {
+    "POSTGRES_PASSWORD": "test-password",
+    "GRAFANA_ADMIN_PASSWORD": "test-admin",
+    "VECTORQL_METRICS_TOKEN": "test-metrics-token",
+}
 
 # The Prometheus names the API exposes; the dashboard shows each one.
 METRICS = (
@@ -265,6 +270,8 @@ def test_the_api_environment_makes_valid_production_settings(api_settings: Setti
     assert api_settings.database_url.startswith("postgresql+asyncpg://")
     assert api_settings.otel_exporter == "otlp-grpc"
     assert api_settings.metrics
+    assert api_settings.metrics_token is not None  # production with keys: /metrics needs it
+    check_metrics(api_settings)  # does not refuse to start
 
 
 def test_the_api_talks_to_the_services_of_this_stack(
@@ -327,6 +334,15 @@ def test_prometheus_scrapes_the_api_and_the_collector(services: dict[str, dict[s
     }
     assert targets["vectorql"] == ["vectorql:8000"]
     assert jobs["vectorql"].get("metrics_path", "/metrics") == "/metrics"
+    # The token the API requires, written by the Prometheus service's entrypoint.
+    token_file = jobs["vectorql"]["authorization"]["credentials_file"]
+    prometheus = services["prometheus"]
+    assert "VECTORQL_METRICS_TOKEN" in environment(prometheus)
+    assert token_file in " ".join(prometheus["entrypoint"])
+    assert (
+        environment(prometheus)["VECTORQL_METRICS_TOKEN"]
+        == environment(services[API])["VECTORQL_METRICS_TOKEN"]
+    )
     assert not jobs["otel-collector-exported"].get("honor_labels", False)
 
     collector = load_yaml(DEPLOY / "otel-collector.yaml")
@@ -464,10 +480,18 @@ def test_the_compose_cli_accepts_the_file(cli: list[str] | None) -> None:
     ],
     ids=" ".join,
 )
-def test_promtool_accepts_the_prometheus_files(args: list[str]) -> None:
+def test_promtool_accepts_the_prometheus_files(args: list[str], tmp_path: Path) -> None:
     if shutil.which("promtool") is None:
         tool_missing("promtool (Debian's prometheus package)")
+    # promtool checks that the token file exists: the container writes it at start, so check a
+    # copy of the directory whose config points at a token file that exists here.
+    directory = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, directory)
+    config = directory / "prometheus.yml"
+    token = directory / "vectorql-metrics-token"
+    token.write_text("test-metrics-token")
+    config.write_text(config.read_text().replace("/prometheus/vectorql-metrics-token", str(token)))
     result = subprocess.run(
-        ["promtool", *args], cwd=DEPLOY, capture_output=True, text=True, timeout=60, check=False
+        ["promtool", *args], cwd=directory, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
