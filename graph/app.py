@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from strawberry.extensions import DisableIntrospection
 from strawberry.fastapi import GraphQLRouter
 
-from graph.auth import Gatekeeper, check_exposure
+from graph.auth import AuthGate, Gatekeeper, admitted, check_exposure
 from graph.context import Context
 from graph.examples import examples_directory
 from graph.graphiql import assets_directory, graphiql_html
@@ -51,6 +51,7 @@ def store_config(settings: Settings) -> StoreConfig:
     )
 
 
+GRAPHQL_PATH = "/graphql"
 ASSETS_PATH = "/graphiql-assets"
 BACKLOG_INTERVAL = 15.0  # seconds between reads of the reconciler backlog for OTLP export
 SQL_RETRY_INTERVAL = 2.0  # seconds between attempts to reach a SQL database down at start
@@ -131,9 +132,9 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     app.state.settings = settings
 
     async def get_context(request: Request) -> Context:
-        store = request.app.state.store
-        caller, rejection = await gatekeeper.admit(store, request.headers.get("authorization"))
-        return Context(store=store, settings=settings, caller=caller, rejection=rejection)
+        return Context(
+            store=request.app.state.store, settings=settings, caller=admitted(request.scope)
+        )
 
     extensions: list[ExtensionFactory] = []
     if settings.production:
@@ -153,7 +154,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         allow_queries_via_get=False,
     )
-    app.include_router(graphql, prefix="/graphql")
+    app.include_router(graphql, prefix=GRAPHQL_PATH)
     if settings.graphiql_enabled:
         app.mount(ASSETS_PATH, StaticFiles(directory=assets_directory()), name="graphiql-assets")
     if settings.examples:
@@ -162,7 +163,11 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     app.include_router(health_router())
     if serves_metrics(settings):
         app.include_router(metrics_router(tel, token=settings.metrics_token))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout
+    )
+    # Outside the body limit: a request without a valid key is refused before its body is read.
+    app.add_middleware(AuthGate, gatekeeper=gatekeeper, path=GRAPHQL_PATH)
     if settings.cors_origins:  # no CORS headers at all unless origins are configured
         app.add_middleware(
             CORSMiddleware,
@@ -172,7 +177,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
             max_age=600,
         )
     # Added last, so it is the outermost middleware: its span and latency cover all the others.
-    app.add_middleware(TelemetryMiddleware, telemetry=tel, graphql_path="/graphql")
+    app.add_middleware(TelemetryMiddleware, telemetry=tel, graphql_path=GRAPHQL_PATH)
     return app
 
 

@@ -11,7 +11,7 @@ from strawberry.fastapi import BaseContext
 from graph.settings import Settings
 from resolvers.access import Principal
 from resolvers.limits import Limits
-from store import Store, Unauthenticated, VectorqlError
+from store import Store, Unauthenticated
 from store.loaders import Loaders
 
 
@@ -19,10 +19,8 @@ from store.loaders import Loaders
 class Context(BaseContext):
     store: Store
     settings: Settings
-    # Resolved from the Authorization header by the context getter: the caller, or why the
-    # request is refused (the operation then fails before validation, see graph.limits).
+    # Admitted by the HTTP gate (graph.auth) before the body was read.
     caller: Principal | None = None
-    rejection: VectorqlError | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
@@ -32,8 +30,6 @@ class Context(BaseContext):
     @property
     def principal(self) -> Principal:
         """The caller; a refused request never reaches a resolver, but if it did, it fails."""
-        if self.rejection is not None:
-            raise self.rejection
         if self.caller is None:
             raise Unauthenticated("an API key is required")
         return self.caller

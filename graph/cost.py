@@ -1,12 +1,16 @@
 """What a GraphQL document would cost, computed from the document and its variables alone.
 
-Two measures, both linear in the document's size (each fragment is walked once, however often it
-is spread; a spread of a fragment that is being walked counts nothing, as validation rejects
-cycles anyway):
+Every measure here is linear in the document's size: each fragment is walked once, however often
+it is spread (a spread of a fragment that is being walked counts nothing, as validation rejects
+cycles anyway), so a few kilobytes of fragments spreading each other cost microseconds, not the
+exponential walk of the expanded document.
 
 - ``expanded_size``: how many fields the operation has once fragments are inlined. Depth and
   alias checks walk the expanded document, so this bounds their work: ten fragments that each
   spread the next one twice are 2**10 fields from a few dozen tokens.
+- ``operation_depths`` and ``alias_count``: the depth of each operation and its aliases, as
+  Strawberry's ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` count them, without their walk of
+  every spread.
 - ``operation_cost``: the estimated work and response size (see ``README``, Security)::
 
       cost = sum over selected fields of  weight x (product of the fan-outs above it)
@@ -27,7 +31,7 @@ so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,36 +71,88 @@ def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
 
 def expanded_size(document: DocumentNode) -> int:
     """Fields in all operations of ``document`` with fragments inlined."""
-    fragments = fragments_of(document)
-    memo: dict[str, int] = {}
-    walking: set[str] = set()
+    fragments = _FragmentMemo(document)
 
     def size(selection_set: SelectionSetNode | None) -> int:
-        if selection_set is None:
-            return 0
         total = 0
-        for sel in selection_set.selections:
+        for sel in selection_set.selections if selection_set is not None else ():
             if isinstance(sel, FieldNode):
                 total += 1 + size(sel.selection_set)
             elif isinstance(sel, InlineFragmentNode):
                 total += size(sel.selection_set)
             elif isinstance(sel, FragmentSpreadNode):
-                total += spread(sel.name.value)
+                total += fragments.spread(sel.name.value, size)
         return total
-
-    def spread(name: str) -> int:
-        if name in memo:
-            return memo[name]
-        fragment = fragments.get(name)
-        if fragment is None or name in walking:
-            return 0
-        walking.add(name)
-        memo[name] = size(fragment.selection_set)
-        walking.discard(name)
-        return memo[name]
 
     return sum(
         size(d.selection_set)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    )
+
+
+class _FragmentMemo:
+    """A measure of selection sets in which each fragment is measured once (cycles count 0)."""
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.fragments = fragments_of(document)
+        self.memo: dict[str, int] = {}
+        self.walking: set[str] = set()
+
+    def spread(self, name: str, measure: Callable[[SelectionSetNode | None], int]) -> int:
+        if name in self.memo:
+            return self.memo[name]
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.walking:
+            return 0
+        self.walking.add(name)
+        self.memo[name] = measure(fragment.selection_set)
+        self.walking.discard(name)
+        return self.memo[name]
+
+
+def operation_depths(document: DocumentNode) -> dict[str, int]:
+    """The depth of each operation (``anonymous`` for an unnamed one): a field with a selection
+    set is one deeper than its deepest child; leaves and introspection fields count 0."""
+    fragments = _FragmentMemo(document)
+
+    def depth(selection_set: SelectionSetNode | None) -> int:
+        deepest = 0
+        for sel in selection_set.selections if selection_set is not None else ():
+            if isinstance(sel, FieldNode):
+                if sel.selection_set is not None and not sel.name.value.startswith("__"):
+                    deepest = max(deepest, 1 + depth(sel.selection_set))
+            elif isinstance(sel, InlineFragmentNode):
+                deepest = max(deepest, depth(sel.selection_set))
+            elif isinstance(sel, FragmentSpreadNode):
+                deepest = max(deepest, fragments.spread(sel.name.value, depth))
+        return deepest
+
+    return {
+        (d.name.value if d.name else "anonymous"): depth(d.selection_set)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    }
+
+
+def alias_count(document: DocumentNode) -> int:
+    """Aliased fields in all operations with fragments inlined (a fragment counts once per
+    spread)."""
+    fragments = _FragmentMemo(document)
+
+    def count(selection_set: SelectionSetNode | None) -> int:
+        total = 0
+        for sel in selection_set.selections if selection_set is not None else ():
+            if isinstance(sel, FieldNode):
+                total += (sel.alias is not None) + count(sel.selection_set)
+            elif isinstance(sel, InlineFragmentNode):
+                total += count(sel.selection_set)
+            elif isinstance(sel, FragmentSpreadNode):
+                total += fragments.spread(sel.name.value, count)
+        return total
+
+    return sum(
+        count(d.selection_set)
         for d in document.definitions
         if isinstance(d, OperationDefinitionNode)
     )

@@ -299,22 +299,26 @@ def _describe(ec: ExecutionContext) -> tuple[str, str | None, str | None]:
 
 
 def _root_fields(document: DocumentNode, operation: OperationDefinitionNode) -> Iterator[FieldNode]:
+    """The operation's root fields, fragments inlined; each fragment is walked once (its root
+    fields are the same wherever it is spread), so the walk is linear in the document."""
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
+    walked: set[str] = set()
 
-    def walk(selections: SelectionSetNode, depth: int) -> Iterator[FieldNode]:
+    def walk(selections: SelectionSetNode) -> Iterator[FieldNode]:
         for s in selections.selections:
             if isinstance(s, FieldNode):
                 yield s
             elif isinstance(s, InlineFragmentNode):
-                yield from walk(s.selection_set, depth)
-            elif isinstance(s, FragmentSpreadNode) and depth < 8:
+                yield from walk(s.selection_set)
+            elif isinstance(s, FragmentSpreadNode) and s.name.value not in walked:
+                walked.add(s.name.value)
                 fragment = fragments.get(s.name.value)
                 if fragment is not None:
-                    yield from walk(fragment.selection_set, depth + 1)
+                    yield from walk(fragment.selection_set)
 
-    return walk(operation.selection_set, 0)
+    return walk(operation.selection_set)
 
 
 def _tenant_argument(fields: list[FieldNode], variables: Mapping[str, Any]) -> str | None:

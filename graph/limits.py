@@ -7,11 +7,9 @@ In the order a request meets them:
    at the limit: HTTP 413 with a GraphQL-shaped error, before anything is parsed.
 2. Tokens (Strawberry's ``MaxTokensLimiter``): the parser stops after ``max_tokens``.
 3. ``RequestGate.on_validate``, before any schema validation:
-   the request's refusal from the context getter (``UNAUTHENTICATED``, or a rate limit with
-   ``extensions.retryAfter``), so an unauthenticated caller learns nothing about the schema; then
-   the size of the document with fragments inlined (``cost.expanded_size``), which bounds the work
-   of the next checks; then depth and aliases (Strawberry's ``QueryDepthLimiter`` and
-   ``MaxAliasesLimiter`` rules, run on their own first).
+   the size of the document with fragments inlined (``cost.expanded_size``); then depth and
+   aliases (``cost.operation_depths``, ``cost.alias_count``: Strawberry's ``QueryDepthLimiter``
+   and ``MaxAliasesLimiter`` measures, each fragment walked once).
 4. ``RequestGate.on_execute``, after validation and before any resolver: the cost
    (``cost.operation_cost``) against ``max_cost``.
 
@@ -26,24 +24,19 @@ The limits of single arguments (topK, batch sizes, filter depth, page size) are 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, validate
+from graphql import DocumentNode, GraphQLError
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql.validation import ASTValidationRule
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
-from graph.context import Context
-from graph.cost import Caps, expanded_size, operation_cost
+from graph.cost import Caps, alias_count, expanded_size, operation_cost, operation_depths
+from graph.http_errors import send_error
 from graph.settings import Settings
 from store.errors import LimitExceeded, VectorqlError
 
@@ -82,9 +75,6 @@ class ValidDocuments:
 
 def limit_extensions(settings: Settings) -> list[ExtensionFactory]:
     """The schema extensions that enforce ``settings``' query limits (one instance per request)."""
-    depth_rules = QueryDepthLimiter(max_depth=settings.max_depth).validation_rules
-    alias_rules = MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules
-    rules = (*depth_rules, *alias_rules)
     caps = Caps(
         top_k=settings.max_top_k,
         search_batch=settings.max_search_batch,
@@ -97,7 +87,8 @@ def limit_extensions(settings: Settings) -> list[ExtensionFactory]:
 
     def gate() -> SchemaExtension:
         return RequestGate(
-            rules=rules,
+            max_depth=settings.max_depth,
+            max_aliases=settings.max_aliases,
             caps=caps,
             max_cost=settings.max_cost,
             max_expanded=settings.max_tokens * EXPANSION_PER_TOKEN,
@@ -115,13 +106,15 @@ class RequestGate(SchemaExtension):
     def __init__(
         self,
         *,
-        rules: tuple[type[ASTValidationRule], ...],
+        max_depth: int,
+        max_aliases: int,
         caps: Caps,
         max_cost: int,
         max_expanded: int,
         valid: ValidDocuments | None = None,
     ) -> None:
-        self.rules = rules
+        self.max_depth = max_depth
+        self.max_aliases = max_aliases
         self.valid = valid
         self.known = False  # this request's document came from ``valid``
         self.caps = caps
@@ -139,11 +132,7 @@ class RequestGate(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
-        context = ec.context
-        if isinstance(context, Context) and context.rejection is not None:
-            # Setting the errors makes Strawberry skip validation and report them.
-            ec.pre_execution_errors = [_refusal(context.rejection)]
-        elif ec.graphql_document is not None:
+        if ec.graphql_document is not None:
             if self.known:
                 ec.pre_execution_errors = []  # validated before: Strawberry skips validation
             else:
@@ -174,9 +163,27 @@ class RequestGate(SchemaExtension):
                     )
                 )
             ]
-        # Strawberry keeps the graphql-core schema private; its own validation reads it the same.
-        errors = validate(ec.schema._schema, document, self.rules)
-        return [_refusal(LimitExceeded(e.message), e.nodes) for e in errors]
+        errors = [
+            _refusal(
+                LimitExceeded(
+                    f"'{name}' exceeds maximum operation depth of {self.max_depth}",
+                    extensions={"limit": self.max_depth},
+                )
+            )
+            for name, depth in operation_depths(document).items()
+            if depth > self.max_depth
+        ]
+        aliases = alias_count(document)
+        if aliases > self.max_aliases:
+            errors.append(
+                _refusal(
+                    LimitExceeded(
+                        f"{aliases} aliases found. Allowed: {self.max_aliases}",
+                        extensions={"limit": self.max_aliases},
+                    )
+                )
+            )
+        return errors
 
     def on_execute(self) -> Iterator[None]:
         ec = self.execution_context
@@ -224,12 +231,19 @@ class BodyTooLarge(Exception):
     """Raised from ``receive`` when the body passes the limit (caught by ``BodySizeLimit``)."""
 
 
-class BodySizeLimit:
-    """Pure ASGI middleware: refuse request bodies over ``max_bytes`` before they are parsed."""
+class BodyTooSlow(Exception):
+    """Raised from ``receive`` when the body has not arrived in time (caught likewise)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+
+class BodySizeLimit:
+    """Pure ASGI middleware: refuse request bodies over ``max_bytes`` before they are parsed,
+    counting what arrives (a missing or lying ``Content-Length`` and chunked bodies included),
+    and cut off a body that has not fully arrived ``timeout`` seconds after the first read."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -248,15 +262,27 @@ class BodySizeLimit:
                     await self._refuse(send, status=413)
                     return
         received = 0
+        deadline: float | None = None
+        done = False
         started = False
+        loop = asyncio.get_running_loop()
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, deadline, done
+            if done:  # the body is in: what follows is a disconnect, which may wait forever
+                return await receive()
+            if deadline is None:
+                deadline = loop.time() + self.timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise BodyTooLarge
+                done = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -270,34 +296,22 @@ class BodySizeLimit:
         except BodyTooLarge:
             if not started:
                 await self._refuse(send, status=413)
+        except BodyTooSlow:
+            if not started:
+                await self._refuse(send, status=408)
 
     async def _refuse(self, send: Send, *, status: int) -> None:
-        message = (
-            f"request body is over the limit of {self.max_bytes} bytes"
-            if status == 413
-            else "invalid Content-Length"
+        if status == 413:
+            message, code = f"request body is over the limit of {self.max_bytes} bytes", None
+        elif status == 408:
+            message, code = f"request body not received within {self.timeout:g} s", None
+        else:
+            message, code = "invalid Content-Length", "BAD_USER_INPUT"
+        limit = {413: self.max_bytes, 408: self.timeout}.get(status)
+        await send_error(
+            send,
+            status=status,
+            message=message,
+            code=code or "LIMIT_EXCEEDED",
+            extensions={"limit": limit} if limit is not None else None,
         )
-        code = "LIMIT_EXCEEDED" if status == 413 else "BAD_USER_INPUT"
-        body = json.dumps(
-            {
-                "data": None,
-                "errors": [
-                    {
-                        "message": message,
-                        "extensions": {"code": code, "limit": self.max_bytes},
-                    }
-                ],
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

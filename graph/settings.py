@@ -61,12 +61,23 @@ class Settings(BaseSettings):
     allow_insecure: bool = Field(False, description="Allow auth=off on a non-loopback address.")
     rate_limit_per_second: float = Field(50.0, ge=0, description="Requests/s per key (0 = off).")
     rate_limit_burst: int = Field(100, ge=1, description="Token bucket size per key.")
+    auth_failure_rate: float = Field(
+        1.0,
+        ge=0,
+        description="Refused requests/s per client address, once the burst is spent (0 = off).",
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="Refused requests per client address before it is throttled."
+    )
 
     # Limits
     max_top_k: int = Field(1000, ge=1, le=16384, description="Largest topK (and offset + topK).")
     max_batch_size: int = Field(10_000, ge=1, le=100_000, description="Records per upsert.")
     max_search_batch: int = Field(100, ge=1, le=10_000, description="Vectors per searchBatch.")
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Request body limit.")
+    body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a client has to send a request body."
+    )
     max_depth: int = Field(8, ge=1, le=64, description="GraphQL query depth limit.")
     max_aliases: int = Field(15, ge=1, le=1000, description="GraphQL aliases limit.")
     max_tokens: int = Field(2000, ge=10, le=100_000, description="GraphQL tokens limit.")

@@ -4,9 +4,11 @@ The ``Authenticator`` is built once per app. It caches each key's row for ``cach
 remembers the one secret that matched its hash, so a request usually costs no SQL and no scrypt:
 
 - a revoked key stops working within ``cache_seconds`` in every process (the row is re-read);
-- hashing a secret not seen before runs in a thread, at most ``VERIFY_RATE`` a second per key and
-  ``VERIFY_RATE_TOTAL`` in all, so guessing at secrets cannot eat the CPU; concurrent requests with
-  the same new key share one hash;
+- hashing a secret not seen before runs in a thread, one hash at a time per process (others
+  queue: a secret is never refused for being new, so strangers who know a key id cannot lock
+  its owner out; the HTTP gate throttles guessing per client address); concurrent requests with
+  the same new secret share one hash, and the last wrong secrets of each key are remembered, so
+  repeating one costs no hash;
 - ``last_used_at`` is written at most once per ``touch_seconds`` per key and process.
 """
 
@@ -16,16 +18,16 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from resolvers.access import Principal
-from resolvers.ratelimit import RateLimiter, retry_after
-from store.errors import LimitExceeded, Unauthenticated, Unavailable
+from store.errors import Unauthenticated, Unavailable
 from store.keys import ApiKeys, StoredKey, parse_key, secret_matches
 
-VERIFY_RATE, VERIFY_BURST = 1.0, 5
-VERIFY_RATE_TOTAL, VERIFY_BURST_TOTAL = 10.0, 20
+VERIFY_CONCURRENCY = 1  # scrypt hashes at once per process: guessing costs at most one core
+WRONG_SECRETS = 32  # wrong secrets remembered per key
 UNKNOWN_KEY = "unknown or revoked API key"
 
 
@@ -34,6 +36,7 @@ class _Entry:
     stored: StoredKey
     loaded_at: float
     verified: bytes | None = None  # sha256 of the secret that matched
+    wrong: OrderedDict[bytes, None] = field(default_factory=OrderedDict)  # of secrets that did not
     touched_at: float = float("-inf")
 
 
@@ -49,8 +52,7 @@ class Authenticator:
         self.touch_seconds = touch_seconds
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._per_key = RateLimiter(rate=VERIFY_RATE, burst=VERIFY_BURST, clock=clock)
-        self._total = RateLimiter(rate=VERIFY_RATE_TOTAL, burst=VERIFY_BURST_TOTAL, clock=clock)
+        self._hashing = asyncio.Semaphore(VERIFY_CONCURRENCY)
         self._inflight: dict[tuple[str, bytes], asyncio.Future[bool]] = {}
 
     async def authenticate(self, keys: ApiKeys, key: str) -> Principal:
@@ -63,7 +65,12 @@ class Authenticator:
             raise Unauthenticated(UNKNOWN_KEY)
         fingerprint = hashlib.sha256(secret.encode()).digest()
         if entry.verified != fingerprint:
-            if not await self._verify(entry.stored, secret, fingerprint):
+            if fingerprint in entry.wrong or not await self._verify(
+                entry.stored, secret, fingerprint
+            ):
+                entry.wrong[fingerprint] = None
+                while len(entry.wrong) > WRONG_SECRETS:
+                    entry.wrong.popitem(last=False)
                 raise Unauthenticated(UNKNOWN_KEY)
             entry.verified = fingerprint
         now = self._clock()
@@ -71,6 +78,21 @@ class Authenticator:
             entry.touched_at = now
             with contextlib.suppress(Unavailable):  # bookkeeping must not fail a request
                 await keys.touch(key_id)
+        return Principal.from_key(entry.stored.info)
+
+    def known(self, key: str) -> Principal | None:
+        """The caller of ``key`` if this process verified that very secret within
+        ``cache_seconds`` (no SQL, no hash); None otherwise."""
+        parsed = parse_key(key)
+        entry = self._entries.get(parsed[0]) if parsed is not None else None
+        if (
+            parsed is None
+            or entry is None
+            or entry.stored.info.revoked
+            or self._clock() - entry.loaded_at >= self.cache_seconds
+            or entry.verified != hashlib.sha256(parsed[1].encode()).digest()
+        ):
+            return None
         return Principal.from_key(entry.stored.info)
 
     async def _entry(self, keys: ApiKeys, key_id: str) -> _Entry:
@@ -85,6 +107,7 @@ class Authenticator:
         fresh = _Entry(stored=stored, loaded_at=now)
         if entry is not None and entry.stored.digest == stored.digest:
             fresh.verified, fresh.touched_at = entry.verified, entry.touched_at
+            fresh.wrong = entry.wrong
         self._entries[key_id] = fresh
         return fresh
 
@@ -92,13 +115,11 @@ class Authenticator:
         slot = (stored.info.id, fingerprint)
         pending = self._inflight.get(slot)
         if pending is None:
-            wait = self._per_key.acquire(stored.info.id) or self._total.acquire("all")
-            if wait is not None:
-                raise LimitExceeded(
-                    "too many new secrets tried for this key; retry later",
-                    extensions={"retryAfter": retry_after(wait)},
-                )
-            pending = asyncio.ensure_future(asyncio.to_thread(secret_matches, stored, secret))
+            pending = asyncio.ensure_future(self._hash(stored, secret))
             self._inflight[slot] = pending
             pending.add_done_callback(lambda _: self._inflight.pop(slot, None))
         return await asyncio.shield(pending)
+
+    async def _hash(self, stored: StoredKey, secret: str) -> bool:
+        async with self._hashing:
+            return await asyncio.to_thread(secret_matches, stored, secret)

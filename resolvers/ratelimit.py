@@ -36,6 +36,16 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.rate > 0
 
+    def wait(self, key: str) -> float | None:
+        """Like ``acquire`` without taking the token: None while one is there."""
+        if not self.enabled:
+            return None
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return None
+        tokens = min(float(self.burst), bucket.tokens + (self._clock() - bucket.at) * self.rate)
+        return None if tokens >= 1 else (1 - tokens) / self.rate
+
     def acquire(self, key: str) -> float | None:
         if not self.enabled:
             return None

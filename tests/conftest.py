@@ -139,7 +139,7 @@ class Api:
         response = await self.client.post(
             "/graphql", json={"query": query, "variables": variables or {}}, **kw
         )
-        assert response.status_code in (200, 400), response.text
+        assert response.status_code in (200, 400, 401, 408, 413, 429, 503), response.text
         return response.json()
 
     async def ok(self, query: str, variables: dict[str, Any] | None = None) -> Any:

@@ -365,19 +365,21 @@ async def test_rate_limit_per_key_with_retry_after(database_url: str, session_di
         one = (await api.store.keys.create(scope="read")).secret
         two = (await api.store.keys.create(scope="read")).secret
 
-        async def call(key: str) -> dict[str, Any]:
+        async def call(key: str, status: int = 200) -> dict[str, Any]:
             response = await api.client.post(
                 "/graphql",
                 json={"query": "{ collections { name } }"},
                 headers={"Authorization": f"Bearer {key}"},
             )
-            assert response.status_code == 200
+            assert response.status_code == status
+            if status == 429:
+                assert 1 <= int(response.headers["retry-after"]) <= 21
             return dict(response.json())
 
         for _ in range(3):
             assert not (await call(one)).get("errors")
         with NoStoreCalls(api, key_lookups=True):
-            refused = await call(one)
+            refused = await call(one, status=429)
         error = refused["errors"][0]
         assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
         assert 0 < error["extensions"]["retryAfter"] <= 20
