@@ -21,6 +21,7 @@ from graph.examples import examples_directory
 from graph.graphiql import assets_directory, graphiql_html
 from graph.health import health_router
 from graph.instrumentation import OperationSpan, TelemetryMiddleware
+from graph.landing import landing_router, serving_line
 from graph.limits import (
     BodySizeLimit,
     ExtensionFactory,
@@ -109,6 +110,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
             backlog = asyncio.create_task(
                 tel.refresh_backlog_forever(store, BACKLOG_INTERVAL), name="backlog"
             )
+        log.info(serving_line(settings, graphql_path=GRAPHQL_PATH))
         try:
             yield
         finally:
@@ -161,6 +163,9 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         examples = StaticFiles(directory=examples_directory(), html=True)
         app.mount("/examples", examples, name="examples")
     app.include_router(health_router())
+    app.include_router(
+        landing_router(graphql_path=GRAPHQL_PATH, graphiql=settings.graphiql_enabled)
+    )
     if serves_metrics(settings):
         app.include_router(metrics_router(tel, token=settings.metrics_token))
     app.add_middleware(

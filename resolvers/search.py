@@ -126,12 +126,17 @@ async def search(
 
 
 def _check_limits(request: SearchRequest, limits: Limits, *, batch: bool) -> None:
+    # An argument out of its range is BAD_USER_INPUT; LIMIT_EXCEEDED is for how much one
+    # request carries (batch sizes, cost) and for rates (README, Security).
     if not 1 <= request.top_k <= limits.max_top_k:
-        raise InvalidInput(f"topK must be in 1..{limits.max_top_k}, got {request.top_k}")
+        raise InvalidInput(
+            f"topK must be in 1..{limits.max_top_k}, got {request.top_k}",
+            extensions={"limit": limits.max_top_k},
+        )
     if request.offset < 0:
         raise InvalidInput(f"offset must not be negative, got {request.offset}")
     if request.offset + request.top_k > limits.max_top_k:
-        raise LimitExceeded(
+        raise InvalidInput(
             f"offset + topK is {request.offset + request.top_k}; the limit is {limits.max_top_k}",
             extensions={"limit": limits.max_top_k},
         )

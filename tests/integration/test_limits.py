@@ -127,11 +127,6 @@ def over_limit_documents(collection: str) -> dict[str, tuple[str, dict[str, Any]
             {"c": collection, "vs": [[1, 0, 0, 0]] * 10},
         ),
         "fragment fan-out": (fragment_bomb(30), {}),
-        "offset + topK": (
-            "query($c: String!) { search(collection: $c, vector: [1, 0, 0, 0], topK: 600, "
-            "offset: 600) { tookMs } }",
-            {"c": collection},
-        ),
         "vectors per searchBatch": (
             f"query($c: String!) {{ searchBatch(collection: $c, vectors: {batch}) {{ tookMs }} }}",
             {"c": collection},
@@ -187,6 +182,9 @@ OVER_LIMIT_ARGUMENTS: dict[str, tuple[str, dict[str, Any], str, str | None]] = {
         )
     },
     "search: topK": (SEARCH_WHERE, {"k": 1001}, "BAD_USER_INPUT", None),
+    "search: offset + topK": (
+        "query($c: String!) { search(collection: $c, vector: [1, 0, 0, 0], topK: 600, "
+        "offset: 600) { tookMs } }", {}, "BAD_USER_INPUT", None),
     "searchBatch: topK": (BATCH_WHERE, {"k": 1001}, "BAD_USER_INPUT", None),
     "records: first": (RECORDS_WHERE, {"first": 51}, "BAD_USER_INPUT", None),
     "deleteRecords: ids": (DELETE_WHERE, {"ids": [f"r{i}" for i in range(21)]}, "LIMIT_EXCEEDED",
