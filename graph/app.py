@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from strawberry.extensions import DisableIntrospection
 from strawberry.fastapi import GraphQLRouter
+from strawberry.types.unset import UNSET
 
 from graph.auth import AuthGate, Gatekeeper, admitted, check_exposure
 from graph.context import Context
@@ -33,6 +35,7 @@ from graph.production import ProductionErrors
 from graph.schema import build_schema
 from graph.settings import Settings
 from graph.telemetry import Telemetry, check_metrics, metrics_router, serves_metrics
+from graph.transport import HTTPException, check_body, transport_error
 from store import Store, StoreConfig, Unavailable
 from store.codec import dumps_json
 
@@ -65,7 +68,13 @@ class VectorqlRouter(GraphQLRouter[Context, None]):
         return HTMLResponse(graphiql_html(endpoint=request.url.path, assets_path=ASSETS_PATH))
 
     def decode_json(self, data: str | bytes) -> object:
-        return decode_json(data)  # bounded nesting: see graph.limits
+        return check_body(decode_json(data))  # bounded nesting: see graph.limits
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        try:
+            return await super().run(request, context=context, root_value=root_value)
+        except HTTPException as e:  # answered as JSON GraphQL errors, not text/plain
+            return transport_error(e)
 
     def encode_json(self, data: object) -> bytes:
         return dumps_json(data)

@@ -6,6 +6,11 @@
 - Anything else is a bug: logged with its traceback, the trace id and an error id, recorded on
   the operation's span, and returned as ``INTERNAL`` with a masked message, the error id and the
   trace id (``extensions.errorId``, ``extensions.traceId``) to find it in the logs and traces.
+
+Every error of an operation passes here, even one raised by an extension's hook (the schema makes
+it the operation's result: ``graph.schema.VectorqlSchema``). Requests that never become an
+operation (wrong method or content type, a body that is not a JSON object) answer
+``BAD_USER_INPUT`` in a JSON GraphQL error body (``graph.transport``).
 """
 
 from __future__ import annotations

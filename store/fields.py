@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from store.records import FieldType
+from store.text import shown, text_problem
 
 DEFAULT_STRING_MAX = 1024
 STRING_LIMIT = 65_535
@@ -59,7 +60,12 @@ def parse_datetime(value: Any) -> datetime:
         raise FieldValueError(f"expected an ISO 8601 date-time string, got {_kind(value)}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is in year 0 once in UTC
+        raise FieldValueError(
+            f"date-time {shown(str(value))!r} is out of range once in UTC (years 1 to 9999)"
+        ) from None
 
 
 def format_datetime(dt: datetime) -> str:
@@ -160,9 +166,9 @@ def _check_json(value: Any, depth: int = 0) -> None:
 
 
 def _check_text(value: str) -> None:
-    # PostgreSQL text and JSONB cannot hold NUL; refuse it everywhere so backends agree.
-    if "\x00" in value:
-        raise FieldValueError("text contains a NUL character")
+    # store.text's rule: what PostgreSQL text and JSONB cannot hold is refused on every backend.
+    if problem := text_problem(value):
+        raise FieldValueError(problem)
 
 
 def _kind(value: Any) -> str:

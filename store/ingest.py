@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,13 +29,10 @@ from store.fields import FieldValueError, _check_json, canonical
 from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordError, RecordState, UpsertOutcome
 from store.tables import RecordRow, utcnow
+from store.text import identifier_problem, shown, text_problem
 from store.vectors import ID_MAX_LENGTH, TENANT_MAX_LENGTH, VectorIndex
 
 log = logging.getLogger(__name__)
-
-# Unicode category Cc, exactly: C0 controls, DEL and C1 controls (one regex search, not a
-# unicodedata lookup per character).
-CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 SQL_CHUNK = 500
 MILVUS_CHUNK = 1000
@@ -57,16 +53,15 @@ class IncomingRecord:
 
 
 def check_identifier(value: Any, *, what: str, max_length: int) -> str | None:
-    """Why ``value`` is not a usable id or tenant, or None when it is."""
+    """Why ``value`` is not a usable id or tenant, or None when it is (``store.text``'s rule
+    for identifiers, non-empty, at most ``max_length`` characters)."""
     if not isinstance(value, str):
         return f"{what} must be a string"
     if not value:
         return f"{what} must not be empty"
     if len(value) > max_length:
         return f"{what} longer than {max_length} characters"
-    if CONTROL_CHARACTERS.search(value):
-        return f"{what} contains control characters"
-    return None
+    return identifier_problem(value, what=what)
 
 
 def validate_records(
@@ -102,11 +97,15 @@ def validate_records(
                     reasons.append(reason)
         elif rec.tenant is not None:
             reasons.append("tenant given, but the collection is not multi-tenant")
-        if rec.text is not None and len(rec.text.encode()) > TEXT_MAX_BYTES:
-            reasons.append(f"text longer than {TEXT_MAX_BYTES} bytes")
-        if rec.text is not None and "\x00" in rec.text:
-            reasons.append("text contains a NUL character")
-        shown_id = record_id if rec.id is not None else None
+        if rec.text is not None:
+            if not isinstance(rec.text, str):
+                reasons.append("text must be a string")
+            elif reason := text_problem(rec.text):
+                reasons.append(reason)
+            elif len(rec.text.encode()) > TEXT_MAX_BYTES:
+                reasons.append(f"text longer than {TEXT_MAX_BYTES} bytes")
+        # A refused id may hold a lone surrogate, which no response can encode.
+        shown_id = shown(record_id) if rec.id is not None else None
         if reasons:
             problems.extend(Problem(r, index=index, id=shown_id) for r in reasons)
             continue
@@ -135,6 +134,9 @@ def _check_metadata(info: CollectionInfo, raw: Any) -> tuple[dict[str, Any], lis
     reasons: list[str] = []
     out: dict[str, Any] = {}
     for key, value in raw.items():
+        if reason := text_problem(key, what=f"metadata key {shown(key)!r}"):
+            reasons.append(reason)
+            continue
         spec = info.field(key)
         if spec is None:
             # Undeclared keys are kept in SQL only (returned, not filterable).

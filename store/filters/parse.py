@@ -29,6 +29,7 @@ from store.filters.tree import (
     operators_for,
 )
 from store.records import FieldSpec, FieldType
+from store.text import text_problem
 
 COMBINATORS = ("and", "or", "not")
 _OPS = {op.value: op for op in Op}
@@ -274,15 +275,11 @@ class _Parser:
 
 
 def _check_text(value: Any) -> None:
-    """Strings every backend can hold: PostgreSQL text has no NUL, UTF-8 has no lone surrogate."""
+    """Strings every backend can hold (``store.text``'s rule for free text)."""
     if not isinstance(value, str):
         return  # canonical() names the type
-    if "\x00" in value:
-        raise FieldValueError("strings may not contain the NUL character")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise FieldValueError("strings must be valid Unicode (no lone surrogates)") from None
+    if problem := text_problem(value, what="string"):
+        raise FieldValueError(problem)
 
 
 def _check_limits(max_depth: int, max_list: int) -> None:

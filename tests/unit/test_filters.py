@@ -233,14 +233,14 @@ def test_id_is_always_filterable_with_string_operators() -> None:
         ),
         (
             {"field": "name", "eq": "a\x00b"},
-            [("where.eq", "strings may not contain the NUL character (STRING field 'name')")],
+            [("where.eq", "string contains a NUL character (STRING field 'name')")],
         ),
         (
             {"field": "name", "eq": "\ud800"},
             [
                 (
                     "where.eq",
-                    "strings must be valid Unicode (no lone surrogates) (STRING field 'name')",
+                    "string is not valid Unicode (it holds a lone surrogate) (STRING field 'name')",
                 )
             ],
         ),
