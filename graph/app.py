@@ -65,7 +65,10 @@ class VectorqlRouter(GraphQLRouter[Context, None]):
     """Serves GraphiQL from vectorql's own static files (no CDN: it works offline)."""
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(graphiql_html(endpoint=request.url.path, assets_path=ASSETS_PATH))
+        keys = request.app.state.settings.auth_mode == "apikey"  # placeholder key only then
+        return HTMLResponse(
+            graphiql_html(keys=keys, endpoint=request.url.path, assets_path=ASSETS_PATH)
+        )
 
     def decode_json(self, data: str | bytes) -> object:
         return check_body(decode_json(data))  # bounded nesting: see graph.limits

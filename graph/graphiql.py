@@ -4,8 +4,9 @@ Strawberry's own page (``strawberry/static/graphiql.html``) loads React, GraphiQ
 plugin from unpkg and is blank without internet. This page is the same page (same asset versions,
 same files, same sha384 integrity values) with the assets vendored under ``graph/static/graphiql/``
 (see the README there; ``scripts/vendor_graphiql.sh`` refreshes them), minus the subscription /
-websocket parts, plus vectorql's example operations as tabs and an ``Authorization`` header
-prefilled in the headers editor.
+websocket parts, plus the README's first-session operations as tabs with their variables
+(``graph/first_session.py``) and, when the server requires API keys, an ``Authorization``
+placeholder in the headers editor.
 
 Mount the assets with ``StaticFiles(directory=assets_directory())`` at ``assets_path``.
 """
@@ -18,14 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from graph.first_session import Example, first_session
+
 __all__ = [
     "ASSETS",
-    "DEFAULT_HEADERS",
-    "DEFAULT_QUERY",
-    "EXAMPLE_QUERIES",
+    "KEY_HEADERS",
+    "NO_HEADERS",
     "Asset",
     "assets_directory",
+    "default_headers",
     "graphiql_html",
+    "welcome",
 ]
 
 
@@ -79,13 +83,14 @@ ASSETS: tuple[Asset, ...] = (
     ),
 )
 
-DEFAULT_HEADERS = '{\n  "Authorization": "Bearer <your key>"\n}'
+KEY_HEADERS = '{\n  "Authorization": "Bearer <your key>"\n}'
+NO_HEADERS = "{}"
 
-DEFAULT_QUERY = """\
+_WELCOME = """\
 # Welcome to vectorql's GraphiQL.
-#
-# Put your API key in the Headers tab below ("Authorization": "Bearer <your key>").
-# The tabs above hold example operations: create a collection, upsert records, search.
+#{keys}
+# The tabs above hold the README's first session: create a collection, upsert records, search,
+# list collections. Run them in order (Ctrl-Enter or the play button).
 #
 # Keyboard shortcuts:
 #
@@ -93,69 +98,21 @@ DEFAULT_QUERY = """\
 #   Auto Complete:  Ctrl-Space (or just start typing)
 #
 """
+_WELCOME_KEYS = """
+# This server requires an API key: put it in the Headers tab below
+# ("Authorization": "Bearer <your key>"); `vectorql keys create` makes one.
+#"""
 
-EXAMPLE_QUERIES: tuple[str, ...] = (
-    """\
-# 1. Create a collection: 4-dimensional vectors, two metadata fields.
-# Put your API key in the Headers tab below first.
-mutation CreateCollection {
-  createCollection(
-    input: {
-      name: "articles"
-      dimension: 4
-      metric: COSINE
-      fields: [
-        {name: "category", type: STRING}
-        {name: "year", type: INT}
-      ]
-    }
-  ) {
-    name
-    dimension
-  }
-}
-""",
-    """\
-# 2. Insert or replace records by id.
-mutation UpsertRecords {
-  upsertRecords(
-    collection: "articles"
-    records: [
-      {
-        id: "a1"
-        vector: [0.1, 0.2, 0.3, 0.4]
-        metadata: {category: "news", year: 2024}
-        text: "hello"
-      }
-    ]
-  ) {
-    upserted
-    ids
-  }
-}
-""",
-    """\
-# 3. Search: nearest neighbours, filtered on metadata.
-query Search {
-  search(
-    collection: "articles"
-    vector: [0.1, 0.2, 0.3, 0.4]
-    topK: 5
-    where: {field: "year", gte: 2020}
-  ) {
-    hits {
-      id
-      score
-      record {
-        metadata
-        text
-      }
-    }
-    tookMs
-  }
-}
-""",
-)
+
+def default_headers(*, keys: bool) -> str:
+    """The headers editor's text: an ``Authorization`` placeholder only when keys are on."""
+    return KEY_HEADERS if keys else NO_HEADERS
+
+
+def welcome(*, keys: bool) -> str:
+    """The text of a new tab; it mentions API keys only when the server requires them."""
+    return _WELCOME.format(keys=_WELCOME_KEYS if keys else "")
+
 
 # An inline SVG favicon (the xmlns is an XML namespace name, not something fetched).
 _FAVICON = (
@@ -248,8 +205,12 @@ _SCRIPT = """\
       const defaultTabs =
         shared || CONFIG.tabs.length === 0
           ? undefined
-          : CONFIG.tabs.map(function (query) {
-              return { query: query, headers: CONFIG.defaultHeaders };
+          : CONFIG.tabs.map(function (tab) {
+              return {
+                query: tab.query,
+                variables: tab.variables,
+                headers: CONFIG.defaultHeaders,
+              };
             });
 
       function GraphiQLWithExplorer() {
@@ -324,36 +285,44 @@ def _tag(asset: Asset, assets_path: str) -> str:
 
 def graphiql_html(
     *,
+    keys: bool,
     endpoint: str = "/graphql",
     assets_path: str = "/graphiql-assets",
-    default_query: str = DEFAULT_QUERY,
-    default_headers: str = DEFAULT_HEADERS,
-    tabs: Sequence[str] = EXAMPLE_QUERIES,
+    default_query: str | None = None,
+    headers: str | None = None,
+    tabs: Sequence[Example] | None = None,
     persist_headers: bool = True,
     title: str = "vectorql GraphiQL",
 ) -> str:
     """Render the GraphiQL page.
 
-    ``endpoint`` is the GraphQL URL (relative to the page or absolute), ``assets_path`` the URL
-    prefix where :func:`assets_directory` is mounted. ``tabs`` are preloaded as editor tabs (on a
-    browser with no stored GraphiQL state); ``default_query`` fills new tabs; ``default_headers``
-    (a JSON object as text) prefills the headers editor of every tab. ``persist_headers`` keeps
-    edited headers (the API key) in the browser's localStorage across reloads, as Strawberry's page
-    does.
+    ``keys`` says whether the server requires API keys: only then do the headers editor and the
+    text of a new tab mention ``Authorization: Bearer <key>``. ``endpoint`` is the GraphQL URL
+    (relative to the page or absolute), ``assets_path`` the URL prefix where
+    :func:`assets_directory` is mounted. ``tabs`` (default: :func:`first_session`, the README's
+    first session) are preloaded as editor tabs with their variables, on a browser with no stored
+    GraphiQL state; ``default_query`` (default: :func:`welcome`) fills new tabs; ``headers`` (a
+    JSON object as text; default: :func:`default_headers`) prefills the headers editor of every
+    tab. ``persist_headers`` keeps edited headers (the API key) in the browser's localStorage
+    across reloads, as Strawberry's page does.
     """
+    headers = default_headers(keys=keys) if headers is None else headers
     try:
-        parsed = json.loads(default_headers)
+        parsed = json.loads(headers)
     except ValueError as exc:
-        raise ValueError(f"default_headers is not JSON: {exc}") from exc
+        raise ValueError(f"headers is not JSON: {exc}") from exc
     if not isinstance(parsed, dict):
-        raise ValueError("default_headers must be a JSON object")
+        raise ValueError("headers must be a JSON object")
 
     prefix = assets_path.rstrip("/")
     config = {
         "endpoint": endpoint,
-        "defaultQuery": default_query,
-        "defaultHeaders": default_headers,
-        "tabs": list(tabs),
+        "defaultQuery": welcome(keys=keys) if default_query is None else default_query,
+        "defaultHeaders": headers,
+        "tabs": [
+            {"query": tab.query, "variables": tab.variables}
+            for tab in (first_session() if tabs is None else tabs)
+        ],
         "persistHeaders": persist_headers,
     }
     head = "\n".join(_tag(a, prefix) for a in ASSETS if a.kind == "head-script")

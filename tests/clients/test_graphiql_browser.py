@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 
+from graph.first_session import first_session
+from graph.graphiql import NO_HEADERS
 from tests.clients.conftest import ARTIFACTS, EXAMPLES, LiveServer, tool_missing
 
 if TYPE_CHECKING:
@@ -183,8 +185,7 @@ def test_graphiql_runs_a_filtered_search_offline(
 ) -> None:
     live_server.seed(collection)
     page = browser.page
-    # `headers={}`: no placeholder API key in the requests (auth is off on this server).
-    page.goto(f"{live_server.graphql}?headers={quote('{}')}")
+    page.goto(live_server.graphql)
     page.wait_for_selector(RUN_BUTTON)
 
     _set_editor(page, QUERY_EDITOR, SEARCH % collection)
@@ -208,7 +209,7 @@ def test_graphiql_runs_a_filtered_search_offline(
     assert any("/graphiql-assets/graphiql/graphiql.min.js" in u for u in browser.traffic.requests)
 
 
-def test_graphiql_preloads_the_examples_with_an_editable_auth_header(
+def test_graphiql_preloads_the_first_session_and_asks_for_no_key_with_auth_off(
     browser: Browser, live_server: LiveServer
 ) -> None:
     page = browser.page
@@ -219,21 +220,29 @@ def test_graphiql_preloads_the_examples_with_an_editable_auth_header(
     )
     page.goto(live_server.graphql)
     page.wait_for_selector(RUN_BUTTON)
+    examples = first_session()
     tabs = page.locator(".graphiql-tab-button").all_inner_texts()
-    assert tabs == ["CreateCollection", "UpsertRecords", "Search"]
+    assert tabs == [e.name for e in examples]
     page.click("button:text-is('Headers')")
-    assert '"Authorization": "Bearer <your key>"' in _editor_value(page, TOOL_EDITOR)
+    assert _editor_value(page, TOOL_EDITOR) == NO_HEADERS  # auth is off on this server
+    assert "Authorization" not in _editor_value(page, QUERY_EDITOR)
 
-    # Each example tab runs as shipped, in order, once its header holds a (test) value.
-    expected = ('"createCollection"', '"upsertRecords"', '"hits"')
-    for tab, marker in zip(tabs, expected, strict=True):
-        page.click(f".graphiql-tab-button:text-is('{tab}')")
+    # Each tab runs as shipped, in order, with its own variables; the headers stay editable.
+    expected = ('"createCollection"', '"upsertRecords"', '"hits"', '"collections"')
+    for example, marker in zip(examples, expected, strict=True):
+        page.click(f".graphiql-tab-button:text-is('{example.name}')")
+        assert _editor_value(page, QUERY_EDITOR) == example.query
+        page.click("button:text-is('Variables')")
+        assert _editor_value(page, TOOL_EDITOR) == (example.variables or "")
+        page.click("button:text-is('Headers')")
         _set_editor(page, TOOL_EDITOR, '{"X-Example-Header": "edited in GraphiQL"}')
         result = _run_and_read(page)
-        assert "errors" not in result, (tab, result)
-        assert marker in json.dumps(result), (tab, result)
+        assert "errors" not in result, (example.name, result)
+        assert marker in json.dumps(result), (example.name, result)
         assert sent[-1].get("x-example-header") == "edited in GraphiQL"
-    assert result["data"]["search"]["hits"][0]["id"] == "a1"
+        assert "authorization" not in sent[-1]
+        if example.name == "Search":
+            assert [hit["id"] for hit in result["data"]["search"]["hits"]] == ["a1"]
     _screenshot(page, "graphiql-examples.png")
     browser.traffic.assert_only_loopback()
 

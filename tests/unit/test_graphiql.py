@@ -9,33 +9,23 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-import graphql
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 
+from graph.first_session import Example, first_session
 from graph.graphiql import (
     ASSETS,
-    DEFAULT_HEADERS,
-    EXAMPLE_QUERIES,
+    KEY_HEADERS,
+    NO_HEADERS,
     assets_directory,
     graphiql_html,
 )
 
 # The one http URL allowed in the page: the SVG namespace of the inline favicon (never fetched).
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
-
-CONTRACT_EXAMPLES = (
-    'mutation { createCollection(input: {name: "articles", dimension: 4, metric: COSINE, '
-    'fields: [{name: "category", type: STRING}, {name: "year", type: INT}]}) { name dimension } }',
-    'mutation { upsertRecords(collection: "articles", records: [{id: "a1", '
-    'vector: [0.1, 0.2, 0.3, 0.4], metadata: {category: "news", year: 2024}, text: "hello"}]) '
-    "{ upserted ids } }",
-    'query { search(collection: "articles", vector: [0.1, 0.2, 0.3, 0.4], topK: 5, '
-    'where: {field: "year", gte: 2020}) { hits { id score record { metadata text } } tookMs } }',
-)
 
 LICENSES = ("react", "react-dom", "js-cookie", "graphiql", "plugin-explorer", "graphiql-explorer")
 
@@ -82,7 +72,7 @@ def _sri(path: Path) -> str:
 
 
 def test_page_has_no_remote_url() -> None:
-    page = graphiql_html()
+    page = graphiql_html(keys=True)
     urls = set(re.findall(r"(?i)(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[^\s\"'<>%]*", page))
     assert urls <= {SVG_NAMESPACE, SVG_NAMESPACE.removeprefix("http:")}, urls
     assert "unpkg" not in page
@@ -93,7 +83,7 @@ def test_page_has_no_remote_url() -> None:
 
 def test_every_referenced_asset_exists_with_the_declared_integrity() -> None:
     root = assets_directory()
-    refs = _local_refs(graphiql_html(), "/graphiql-assets")
+    refs = _local_refs(graphiql_html(keys=True), "/graphiql-assets")
     assert len(refs) == len(ASSETS)
     for url, integrity in refs:
         path = root / url.removeprefix("/graphiql-assets/")
@@ -126,32 +116,33 @@ def test_licences_and_readme_present() -> None:
 
 
 def test_assets_path_and_endpoint_are_configurable() -> None:
-    page = graphiql_html(endpoint="/api/graphql", assets_path="/static/gq/")
+    page = graphiql_html(keys=True, endpoint="/api/graphql", assets_path="/static/gq/")
     refs = _local_refs(page, "/static/gq")
     assert len(refs) == len(ASSETS)
     assert _config(page)["endpoint"] == "/api/graphql"
 
 
-def test_examples_are_the_contract_operations_as_tabs() -> None:
-    def normalized(source: str) -> list[tuple[str, str]]:
-        """Operation type and selections, ignoring comments, layout and operation names."""
-        document = graphql.parse(source, no_location=True)
-        return [
-            (d.operation.value, graphql.print_ast(d.selection_set))
-            for d in document.definitions
-            if isinstance(d, graphql.OperationDefinitionNode)
-        ]
+def test_tabs_are_the_first_session_with_their_variables() -> None:
+    examples = first_session()
+    assert [e.name for e in examples] == [
+        "CreateCollection",
+        "UpsertRecords",
+        "Search",
+        "Collections",
+    ]
+    for keys in (True, False):
+        config = _config(graphiql_html(keys=keys))
+        assert config["tabs"] == [{"query": e.query, "variables": e.variables} for e in examples]
+    assert "model:" in examples[0].query  # the collection says which model made its vectors
+    assert "variables: tab.variables" in graphiql_html(keys=False)
 
-    config = _config(graphiql_html())
-    assert config["tabs"] == list(EXAMPLE_QUERIES)
-    assert [normalized(q) for q in EXAMPLE_QUERIES] == [normalized(q) for q in CONTRACT_EXAMPLES]
 
-
-def test_headers_editor_enabled_and_prefilled() -> None:
-    page = graphiql_html()
+def test_headers_editor_enabled_and_prefilled_with_a_key_placeholder_when_keys_are_on() -> None:
+    page = graphiql_html(keys=True)
     config = _config(page)
     assert json.loads(str(config["defaultHeaders"])) == {"Authorization": "Bearer <your key>"}
-    assert config["defaultHeaders"] == DEFAULT_HEADERS
+    assert config["defaultHeaders"] == KEY_HEADERS
+    assert "API key" in str(config["defaultQuery"])
     assert config["persistHeaders"] is True
     assert "isHeadersEditorEnabled: true" in page
     assert "shouldPersistHeaders: CONFIG.persistHeaders" in page
@@ -160,21 +151,31 @@ def test_headers_editor_enabled_and_prefilled() -> None:
     assert "ws:" not in page
 
 
+def test_no_key_is_asked_for_when_auth_is_off() -> None:
+    config = _config(graphiql_html(keys=False))
+    assert config["defaultHeaders"] == NO_HEADERS
+    text = json.dumps(config)
+    for word in ("Authorization", "Bearer", "API key", "your key"):
+        assert word not in text, word
+
+
 def test_values_cannot_break_out_of_the_script() -> None:
     evil = "</script><script>alert(1)</script><!-- \u2028"
-    page = graphiql_html(default_query=evil, endpoint=evil, tabs=[evil])
+    page = graphiql_html(
+        keys=True, default_query=evil, endpoint=evil, tabs=[Example("Evil", evil, evil)]
+    )
     assert "<script>alert(1)" not in page
     assert "\u2028" not in page
     config = _config(page)
     assert config["defaultQuery"] == evil
     assert config["endpoint"] == evil
-    assert config["tabs"] == [evil]
+    assert config["tabs"] == [{"query": evil, "variables": evil}]
 
 
 @pytest.mark.parametrize("headers", ["not json", "[1, 2]", '"Bearer x"'])
-def test_default_headers_must_be_a_json_object(headers: str) -> None:
-    with pytest.raises(ValueError, match="default_headers"):
-        graphiql_html(default_headers=headers)
+def test_headers_must_be_a_json_object(headers: str) -> None:
+    with pytest.raises(ValueError, match="headers"):
+        graphiql_html(keys=True, headers=headers)
 
 
 def test_served_page_and_every_asset_return_200() -> None:
@@ -183,7 +184,7 @@ def test_served_page_and_every_asset_return_200() -> None:
 
     @app.get("/graphql", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
-        return HTMLResponse(graphiql_html())
+        return HTMLResponse(graphiql_html(keys=True))
 
     client = TestClient(app)
     response = client.get("/graphql", headers={"accept": "text/html"})
