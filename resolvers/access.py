@@ -9,9 +9,16 @@ Every use case takes the caller's ``Principal`` and checks it here before touchi
   looked up, so the answer says nothing about which collections exist).
 - **Tenant**: a key bound to a tenant works only in multi-tenant collections and only within its
   tenant, which the server applies to every read, search, count, write and delete. Naming another
-  tenant, a collection that is not multi-tenant, or a record id held by another tenant is
-  ``FORBIDDEN``; a record without a tenant gets the key's. Collection DDL changes every tenant's
-  data, so it needs an admin key that is not bound to a tenant.
+  tenant or a collection that is not multi-tenant is ``FORBIDDEN``; a record without a tenant
+  gets the key's. Collection DDL changes every tenant's data, so it needs an admin key that is
+  not bound to a tenant.
+- **Ids belong to their tenant**: in a multi-tenant collection a record is (tenant, id), so the
+  same id in two tenants is two records (``store.tables.RecordRow``). Every operation runs in
+  one tenant (``tenant_for``; each record of an upsert names its own), and no operation that
+  takes an id (``record``, ``search(nearId:)``, ``upsertRecords``, ``deleteRecords`` by ids or
+  by filter, ``records`` cursors and ``where`` on ``id``) can tell another tenant's id from an
+  unused one: writing one creates a record of the caller's tenant, reading or deleting one finds
+  nothing.
 """
 
 from __future__ import annotations

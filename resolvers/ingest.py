@@ -30,12 +30,7 @@ async def upsert_records(
             extensions={"limit": limits.max_batch_size},
         )
     info = await store.collections.get(collection)
-    return await store.writer.upsert(
-        info,
-        records_for(principal, info, records),
-        atomic=atomic,
-        keep_tenants=principal.tenant is not None,
-    )
+    return await store.writer.upsert(info, records_for(principal, info, records), atomic=atomic)
 
 
 async def delete_records(

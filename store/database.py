@@ -21,6 +21,7 @@ from sqlmodel import SQLModel
 
 from store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from store.codec import dumps_json
+from store.migrations import migrate
 from store.sessions import Gate, SqlSession
 
 
@@ -99,7 +100,8 @@ _LOST_DDL_RACE = re.compile(r"already exists|duplicate key|database is locked", 
 
 
 async def create_tables(engine: AsyncEngine) -> None:
-    """Create the missing tables. Safe to race: processes opening one fresh database at once
+    """Create the missing tables, then bring tables of earlier versions up to date
+    (``store.migrations``). Safe to race: processes opening one fresh database at once
     (``--workers N``, several hosts) all start. PostgreSQL runs them one after the other on an
     advisory lock; on SQLite the loser of a race checks again and finds the winner's tables."""
     for attempt in range(1, DDL_ATTEMPTS + 1):
@@ -110,11 +112,12 @@ async def create_tables(engine: AsyncEngine) -> None:
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": DDL_LOCK_KEY}
                     )
                 await conn.run_sync(SQLModel.metadata.create_all)
-            return
+            break
         except DBAPIError as e:
             if attempt == DDL_ATTEMPTS or not _LOST_DDL_RACE.search(str(e.orig)):
                 raise
             await asyncio.sleep(0.05 * attempt)
+    await migrate(engine, postgres_lock=DDL_LOCK_KEY)
 
 
 async def ping(engine: AsyncEngine) -> None:

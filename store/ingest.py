@@ -5,6 +5,10 @@
 3. Milvus upserts the batch (upsert, never insert: a retry never duplicates).
 4. Rows are marked ``indexed`` where their revision is still the one written.
 If step 3 fails, rows stay ``pending`` and ``Unavailable`` says so; the reconciler finishes the job.
+
+Rows are keyed by (collection, tenant, id) (``store.tables.RecordRow``): a write or delete in
+one tenant never reaches another tenant's record of the same id, so neither can tell whether
+one exists.
 """
 
 from __future__ import annotations
@@ -24,19 +28,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from store.errors import Forbidden, InvalidInput, Problem, Unavailable, VectorqlError
+from store.errors import InvalidInput, Problem, Unavailable, VectorqlError
 from store.fields import FieldValueError, _check_json, canonical
 from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordError, RecordState, UpsertOutcome
-from store.tables import RecordRow, utcnow
+from store.tables import RecordRow, tenant_key, utcnow
 from store.text import identifier_problem, shown, text_problem
-from store.vectors import ID_MAX_LENGTH, TENANT_MAX_LENGTH, VectorIndex
+from store.vectors import ID_MAX_LENGTH, TENANT_MAX_LENGTH, VectorIndex, milvus_key
 
 log = logging.getLogger(__name__)
 
 SQL_CHUNK = 500
 MILVUS_CHUNK = 1000
 TEXT_MAX_BYTES = 1_000_000
+
+# A row's key within its collection: (its ``tenant`` column, id).
+RowKey = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +203,7 @@ class Writer:
         incoming: Sequence[IncomingRecord],
         *,
         atomic: bool = True,
-        keep_tenants: bool = False,
     ) -> UpsertOutcome:
-        """``keep_tenants``: an existing record of another tenant is never replaced (the batch
-        fails with ``Forbidden``, nothing written); for callers bound to one tenant."""
         valid, problems = validate_records(info, incoming)
         if problems and atomic:
             raise InvalidInput.of(problems, what="records")
@@ -208,16 +212,14 @@ class Writer:
             for p in problems
         )
         records = [r for _, r in valid]
-        await self.write(info, records, keep_tenants=keep_tenants)
+        await self.write(info, records)
         return UpsertOutcome(ids=tuple(r.id for r in records), errors=errors)
 
-    async def write(
-        self, info: CollectionInfo, records: Sequence[RecordData], *, keep_tenants: bool = False
-    ) -> None:
+    async def write(self, info: CollectionInfo, records: Sequence[RecordData]) -> None:
         """Steps 2-4 of the protocol for records that are already valid."""
         if not records:
             return
-        revisions = await self._store_pending(info, records, keep_tenants=keep_tenants)
+        revisions = await self._store_pending(info, records)
         self._instruments.ingested(info.name, len(records))  # stored: searchable soon or now
         try:
             for start in range(0, len(records), MILVUS_CHUNK):
@@ -237,12 +239,13 @@ class Writer:
             log.warning("flush of %s failed after a successful write: %s", info.milvus_name, e)
 
     async def _store_pending(
-        self, info: CollectionInfo, records: Sequence[RecordData], *, keep_tenants: bool = False
-    ) -> list[tuple[str, int]]:
+        self, info: CollectionInfo, records: Sequence[RecordData]
+    ) -> list[tuple[str, str, int]]:
+        """(tenant column, id, revision) of every row written."""
         now = utcnow()
-        revisions: list[tuple[str, int]] = []
+        revisions: list[tuple[str, str, int]] = []
         async with self._sessions() as session, session.begin():
-            stmt = _upsert_pending(session, now=now, keep_tenants=keep_tenants)
+            stmt = _upsert_pending(session, now=now)
             for start in range(0, len(records), SQL_CHUNK):
                 chunk = records[start : start + SQL_CHUNK]
                 # One cached statement run with many parameter sets (SQLAlchemy batches them as
@@ -254,7 +257,7 @@ class Writer:
                         {
                             "collection": info.name,
                             "id": r.id,
-                            "tenant": r.tenant,
+                            "tenant": tenant_key(r.tenant),
                             "vector": r.vector,
                             "metadata": r.metadata,
                             "text": r.text,
@@ -266,21 +269,14 @@ class Writer:
                         for r in chunk
                     ],
                 )
-                written = [(str(i), int(rev)) for i, rev in result.all()]
-                if keep_tenants and len(written) < len(chunk):
-                    done = {i for i, _ in written}
-                    others = [r.id for r in chunk if r.id not in done]
-                    # Raising rolls the transaction back: nothing of the batch is written.
-                    raise Forbidden(
-                        f"{len(others)} record ids belong to another tenant and cannot be "
-                        f"written with this key: {', '.join(repr(i) for i in others[:10])}",
-                        extensions={"ids": others[:100]},
-                    )
-                revisions.extend(written)
+                revisions.extend((str(t), str(i), int(rev)) for t, i, rev in result.all())
         return revisions
 
-    async def mark_indexed(self, collection: str, revisions: Sequence[tuple[str, int]]) -> None:
-        """Mark rows indexed only where their revision is still the one pushed to Milvus."""
+    async def mark_indexed(
+        self, collection: str, revisions: Sequence[tuple[str, str, int]]
+    ) -> None:
+        """Mark rows indexed only where their revision is still the one pushed to Milvus;
+        ``revisions``: (tenant column, id, revision)."""
         async with self._sessions() as session, session.begin():
             for start in range(0, len(revisions), SQL_CHUNK):
                 chunk = revisions[start : start + SQL_CHUNK]
@@ -289,7 +285,9 @@ class Writer:
                     .where(
                         and_(
                             col(RecordRow.collection) == collection,
-                            tuple_(col(RecordRow.id), col(RecordRow.revision)).in_(chunk),
+                            tuple_(
+                                col(RecordRow.tenant), col(RecordRow.id), col(RecordRow.revision)
+                            ).in_(chunk),
                             col(RecordRow.state) == RecordState.PENDING.value,
                         )
                     )
@@ -359,12 +357,15 @@ class Writer:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def delete(self, info: CollectionInfo, ids: Sequence[str], tenant: str | None) -> int:
-        """SQL marks, Milvus deletes, SQL removes. Returns how many records existed."""
+        """SQL marks, Milvus deletes, SQL removes: the records ``ids`` of ``tenant`` (None: the
+        collection is not multi-tenant). Returns how many of them existed."""
         marked = await self._mark_deleting(info.name, ids, tenant)
         if not marked:
             return 0
         try:
-            await self._vectors.delete_ids(info.milvus_name, marked)
+            await self._vectors.delete_ids(
+                info.milvus_name, [milvus_key(info, tenant, i) for _, i in marked]
+            )
         except Unavailable as e:
             raise Unavailable(
                 f"{len(marked)} records are marked deleted and hidden from reads, but Milvus did "
@@ -376,54 +377,55 @@ class Writer:
 
     async def _mark_deleting(
         self, collection: str, ids: Sequence[str], tenant: str | None
-    ) -> list[str]:
-        marked: list[str] = []
+    ) -> list[RowKey]:
+        marked: list[RowKey] = []
         unique = list(dict.fromkeys(ids))
         async with self._sessions() as session, session.begin():
             for start in range(0, len(unique), SQL_CHUNK):
                 chunk = unique[start : start + SQL_CHUNK]
-                conditions = [
-                    col(RecordRow.collection) == collection,
-                    col(RecordRow.id).in_(chunk),
-                    col(RecordRow.state) != RecordState.DELETING.value,
-                ]
-                if tenant is not None:
-                    conditions.append(col(RecordRow.tenant) == tenant)
                 result = await session.execute(
                     update(RecordRow)
-                    .where(and_(*conditions))
+                    .where(
+                        and_(
+                            col(RecordRow.collection) == collection,
+                            col(RecordRow.tenant) == tenant_key(tenant),
+                            col(RecordRow.id).in_(chunk),
+                            col(RecordRow.state) != RecordState.DELETING.value,
+                        )
+                    )
                     .values(state=RecordState.DELETING.value, updated_at=utcnow())
-                    .returning(col(RecordRow.id))
+                    .returning(col(RecordRow.tenant), col(RecordRow.id))
                 )
-                marked.extend(str(i) for i in result.scalars().all())
+                marked.extend((str(t), str(i)) for t, i in result.all())
         return marked
 
-    async def remove_deleted(self, collection: str, ids: Sequence[str]) -> None:
+    async def remove_deleted(self, collection: str, keys: Sequence[RowKey]) -> None:
+        """Remove the rows ``keys`` (tenant column, id) that are marked deleting."""
         async with self._sessions() as session, session.begin():
-            for start in range(0, len(ids), SQL_CHUNK):
+            for start in range(0, len(keys), SQL_CHUNK):
                 await session.execute(
                     delete(RecordRow).where(
                         and_(
                             col(RecordRow.collection) == collection,
-                            col(RecordRow.id).in_(ids[start : start + SQL_CHUNK]),
+                            tuple_(col(RecordRow.tenant), col(RecordRow.id)).in_(
+                                keys[start : start + SQL_CHUNK]
+                            ),
                             col(RecordRow.state) == RecordState.DELETING.value,
                         )
                     )
                 )
 
 
-def _upsert_pending(session: AsyncSession, *, now: datetime, keep_tenants: bool) -> Any:
-    """``INSERT ... ON CONFLICT (collection, id) DO UPDATE`` of rows as ``pending`` with a new
-    revision, returning (id, revision). With ``keep_tenants`` a row of another tenant is left
-    alone (and not returned): the condition is in the same statement as the write, so no
-    concurrent change slips between."""
+def _upsert_pending(session: AsyncSession, *, now: datetime) -> Any:
+    """``INSERT ... ON CONFLICT (collection, tenant, id) DO UPDATE`` of rows as ``pending`` with
+    a new revision, returning (tenant, id, revision). The tenant is part of the key, so a write
+    only ever replaces a record of its own tenant."""
     table: Table = RecordRow.__table__  # type: ignore[attr-defined]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table)
     return stmt.on_conflict_do_update(
-        index_elements=[table.c.collection, table.c.id],
+        index_elements=[table.c.collection, table.c.tenant, table.c.id],
         set_={
-            "tenant": stmt.excluded.tenant,
             "vector": stmt.excluded.vector,
             "metadata": stmt.excluded["metadata"],
             "text": stmt.excluded.text,
@@ -431,8 +433,7 @@ def _upsert_pending(session: AsyncSession, *, now: datetime, keep_tenants: bool)
             "revision": table.c.revision + 1,
             "updated_at": now,
         },
-        where=(table.c.tenant == stmt.excluded.tenant) if keep_tenants else None,
-    ).returning(table.c.id, table.c.revision)
+    ).returning(table.c.tenant, table.c.id, table.c.revision)
 
 
 def dumps(value: Any) -> str:

@@ -14,7 +14,7 @@ from store.errors import InvalidInput
 from store.filters import Filter, to_sql
 from store.reads import RECORD_COLUMNS, to_record
 from store.records import CollectionInfo, RecordState, StoredRecord
-from store.tables import RecordRow
+from store.tables import RecordRow, tenant_key
 
 CURSOR_PREFIX = "vq1:"
 
@@ -47,12 +47,13 @@ class Lister:
     def _conditions(
         self, info: CollectionInfo, where: Filter | None, tenant: str | None, dialect: str
     ) -> list[ColumnElement[bool]]:
+        # The tenant is always bound (``NO_TENANT`` outside multi-tenant collections): pages
+        # walk the (collection, tenant, id) primary key, and a cursor is an id within it.
         conditions: list[ColumnElement[bool]] = [
             col(RecordRow.collection) == info.name,
+            col(RecordRow.tenant) == tenant_key(tenant),
             col(RecordRow.state) != RecordState.DELETING.value,
         ]
-        if tenant is not None:
-            conditions.append(col(RecordRow.tenant) == tenant)
         if where is not None:
             conditions.append(to_sql(where, fields=info.fields, dialect=dialect))
         return conditions

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.records import RecordState, StoredRecord
-from store.tables import RecordRow
+from store.tables import RecordRow, tenant_key, tenant_of
 
 # Well below SQLite's and asyncpg's bind-parameter limits (32766 / 32767).
 IN_CHUNK = 5000
@@ -44,7 +44,7 @@ def to_record(row: Sequence[Any]) -> StoredRecord:
         id=id,
         metadata=dict(meta or {}),
         text=text,
-        tenant=tenant,
+        tenant=tenant_of(tenant),
         vector=vector,
         state=RecordState(state),
         created_at=_aware(created_at),
@@ -102,7 +102,8 @@ class Reader:
     async def get_many(
         self, collection: str, ids: Sequence[str], *, tenant: str | None
     ) -> list[StoredRecord | None]:
-        """Records in key order, ``None`` for a miss; one statement per 5,000 ids."""
+        """Records ``ids`` of ``tenant`` (None: the collection is not multi-tenant) in key
+        order, ``None`` for a miss; one statement per 5,000 ids."""
         by_id: dict[str, StoredRecord] = {}
         unique = list(dict.fromkeys(ids))
         if self._inline is not None and len(unique) <= INLINE_MAX_IDS:
@@ -119,27 +120,20 @@ class Reader:
         return [by_id.get(i) for i in ids]
 
 
-def _lookup_statement(*, by_tenant: bool) -> Select[Any]:
-    conditions = [
+# Built once: building the statement and its cache key for every read cost more CPU than
+# running it for a search's ten hits. The tenant is always bound: it is part of the key
+# (``NO_TENANT`` outside multi-tenant collections), so the lookup is a primary key lookup.
+LOOKUP = select(*RECORD_COLUMNS).where(
+    and_(
         RECORDS.c.collection == bindparam("collection"),
+        RECORDS.c.tenant == bindparam("tenant"),
         RECORDS.c.id.in_(bindparam("ids", expanding=True)),
         RECORDS.c.state != RecordState.DELETING.value,
-    ]
-    if by_tenant:
-        conditions.append(RECORDS.c.tenant == bindparam("tenant"))
-    return select(*RECORD_COLUMNS).where(and_(*conditions))
-
-
-# Built once: building the statement and its cache key for every read cost more CPU than
-# running it for a search's ten hits.
-LOOKUP = _lookup_statement(by_tenant=False)
-LOOKUP_IN_TENANT = _lookup_statement(by_tenant=True)
+    )
+)
 
 
 def _lookup(
     collection: str, ids: Sequence[str], tenant: str | None
 ) -> tuple[Select[Any], dict[str, Any]]:
-    params: dict[str, Any] = {"collection": collection, "ids": list(ids)}
-    if tenant is None:
-        return LOOKUP, params
-    return LOOKUP_IN_TENANT, {**params, "tenant": tenant}
+    return LOOKUP, {"collection": collection, "tenant": tenant_key(tenant), "ids": list(ids)}

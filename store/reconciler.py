@@ -1,13 +1,15 @@
 """The reconciler: makes Milvus agree with SQL after failures, crashes and restarts.
 
 One pass, per collection:
-1. the Milvus collection exists and is loaded (recreated from SQL's vectors when missing);
+1. the Milvus collection exists, has this version's primary key and is loaded (recreated from
+   SQL's vectors when missing; rebuilt from them when it is a multi-tenant collection keyed by
+   ``id`` alone, as before tenants owned their ids: ``store.vectors.milvus_key``);
 2. ``pending`` rows are pushed to Milvus and marked ``indexed``;
 3. ``deleting`` rows are deleted from Milvus, then from SQL;
-4. when the counts disagree, the id sets are compared: Milvus entities that SQL does not have
+4. when the counts disagree, the key sets are compared: Milvus entities that SQL does not have
    are deleted, and ``indexed`` rows that Milvus lacks are pushed again;
 5. with ``full`` only (``vectorql reconcile --full``): Milvus collections (``vq_*``) that no
-   registry row owns and no creation claim holds are dropped, and the id sets are compared even
+   registry row owns and no creation claim holds are dropped, and the key sets are compared even
    when the counts agree.
 Only one process runs a pass at a time: a lease row in SQL is taken first.
 """
@@ -22,18 +24,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from store.collections import Collections
 from store.errors import Unavailable
-from store.ingest import Writer
+from store.ingest import RowKey, Writer
 from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordState
-from store.tables import LeaseRow, RecordRow, utcnow
-from store.vectors import VectorIndex
+from store.tables import LeaseRow, RecordRow, tenant_of, utcnow
+from store.vectors import VectorIndex, milvus_key
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +157,8 @@ class Reconciler:
     async def _reconcile(
         self, info: CollectionInfo, report: ReconcileReport, *, full: bool
     ) -> None:
-        if not await self._vectors.has_collection(info.name):
-            await self._vectors.create_collection(info)
+        if not await self._vectors.has_collection(info.name) or await self.stale_key(info):
+            await self._vectors.create_collection(info)  # drops one with the old key
             await self._set_state(info.name, RecordState.INDEXED, RecordState.PENDING)
             report.recreated.append(info.name)
         else:
@@ -172,9 +174,14 @@ class Reconciler:
         if pushed:
             await self._writer.flush(info)
 
+    async def stale_key(self, info: CollectionInfo) -> bool:
+        """Whether ``info``'s Milvus collection (which exists) predates tenant-scoped keys and
+        must be rebuilt: only multi-tenant collections changed their key."""
+        return info.multi_tenant and not await self._vectors.keyed_as_expected(info)
+
     async def _push_pending(self, info: CollectionInfo) -> int:
         total = 0
-        after = ""
+        after: RowKey = ("", "")
         while True:
             async with self._sessions() as session:
                 rows = (
@@ -190,44 +197,45 @@ class Reconciler:
                             and_(
                                 col(RecordRow.collection) == info.name,
                                 col(RecordRow.state) == RecordState.PENDING.value,
-                                col(RecordRow.id) > after,
+                                tuple_(col(RecordRow.tenant), col(RecordRow.id)) > tuple_(*after),
                             )
                         )
-                        .order_by(col(RecordRow.id))
+                        .order_by(col(RecordRow.tenant), col(RecordRow.id))
                         .limit(BATCH)
                     )
                 ).all()
             if not rows:
                 return total
             records = [
-                RecordData(id=r[0], vector=r[1], metadata=dict(r[2] or {}), tenant=r[3])
+                RecordData(id=r[0], vector=r[1], metadata=dict(r[2] or {}), tenant=tenant_of(r[3]))
                 for r in rows
             ]
             await self._vectors.upsert(info, records)
-            await self._writer.mark_indexed(info.name, [(r[0], int(r[4])) for r in rows])
+            await self._writer.mark_indexed(info.name, [(r[3], r[0], int(r[4])) for r in rows])
             total += len(rows)
-            after = rows[-1][0]
+            after = (rows[-1][3], rows[-1][0])
             await self._renew()  # a large backlog takes many batches
 
     async def _finish_deletes(self, info: CollectionInfo) -> int:
         async with self._sessions() as session:
-            ids = list(
-                (
-                    await session.scalars(
-                        select(col(RecordRow.id)).where(
-                            and_(
-                                col(RecordRow.collection) == info.name,
-                                col(RecordRow.state) == RecordState.DELETING.value,
-                            )
+            rows = (
+                await session.execute(
+                    select(col(RecordRow.tenant), col(RecordRow.id)).where(
+                        and_(
+                            col(RecordRow.collection) == info.name,
+                            col(RecordRow.state) == RecordState.DELETING.value,
                         )
                     )
-                ).all()
+                )
+            ).all()
+        keys: list[RowKey] = [(str(t), str(i)) for t, i in rows]
+        for start in range(0, len(keys), BATCH):
+            chunk = keys[start : start + BATCH]
+            await self._vectors.delete_ids(
+                info.milvus_name, [milvus_key(info, tenant_of(t), i) for t, i in chunk]
             )
-        for start in range(0, len(ids), BATCH):
-            chunk = ids[start : start + BATCH]
-            await self._vectors.delete_ids(info.milvus_name, chunk)
             await self._writer.remove_deleted(info.name, chunk)
-        return len(ids)
+        return len(keys)
 
     async def _count(self, collection: str) -> int:
         async with self._sessions() as session:
@@ -242,21 +250,27 @@ class Reconciler:
             return int(n or 0)
 
     async def _diff_ids(self, info: CollectionInfo) -> int:
-        milvus_ids = await self._vectors.all_ids(info.milvus_name)
+        """Compare Milvus's primary keys with SQL's rows (by ``milvus_key``)."""
+        milvus_keys = await self._vectors.all_keys(info)
         async with self._sessions() as session:
             rows = (
                 await session.execute(
-                    select(col(RecordRow.id), col(RecordRow.state)).where(
+                    select(col(RecordRow.tenant), col(RecordRow.id), col(RecordRow.state)).where(
                         col(RecordRow.collection) == info.name
                     )
                 )
             ).all()
-        sql_ids = {r[0] for r in rows if r[1] != RecordState.DELETING.value}
-        orphans = sorted(milvus_ids - sql_ids)
+        keyed = [
+            (milvus_key(info, tenant_of(t), i), (str(t), str(i)), state) for t, i, state in rows
+        ]
+        sql_keys = {k for k, _, state in keyed if state != RecordState.DELETING.value}
+        orphans = sorted(milvus_keys - sql_keys)
         for start in range(0, len(orphans), BATCH):
             await self._vectors.delete_ids(info.milvus_name, orphans[start : start + BATCH])
         missing = [
-            r[0] for r in rows if r[1] == RecordState.INDEXED.value and r[0] not in milvus_ids
+            row
+            for k, row, state in keyed
+            if state == RecordState.INDEXED.value and k not in milvus_keys
         ]
         if missing:
             async with self._sessions() as session, session.begin():
@@ -266,7 +280,9 @@ class Reconciler:
                         .where(
                             and_(
                                 col(RecordRow.collection) == info.name,
-                                col(RecordRow.id).in_(missing[start : start + BATCH]),
+                                tuple_(col(RecordRow.tenant), col(RecordRow.id)).in_(
+                                    missing[start : start + BATCH]
+                                ),
                             )
                         )
                         .values(state=RecordState.PENDING.value)

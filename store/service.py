@@ -7,6 +7,7 @@ answers. SQL tables are created the first time the database answers (``store.sql
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -24,6 +25,8 @@ from store.reconciler import Reconciler
 from store.search import Searcher
 from store.sqlsetup import SqlSetup
 from store.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +138,21 @@ class Store:
             await self.load_collections()
 
     async def load_collections(self) -> None:
-        """Load every registered collection (Milvus Lite reopens indexed collections unloaded)."""
+        """Load every registered collection (Milvus Lite reopens indexed collections unloaded).
+        Multi-tenant collections whose Milvus collection predates tenant-scoped keys are first
+        rebuilt from SQL by a reconciler pass, which takes as long as indexing their vectors."""
+        stale = []
         for info in await self.collections.all():
             if await self.vectors.has_collection(info.name):
+                if await self.reconciler.stale_key(info):
+                    stale.append(info.name)
+                    continue
                 await self.vectors.ensure_loaded(info.milvus_name)
+        if stale:
+            log.warning("rebuilding Milvus collections keyed by id alone from SQL: %s", stale)
+            report = await self.reconciler.run_once()
+            if report.skipped:
+                log.warning("another process holds the reconciler lease: it rebuilds them")
 
     async def close(self) -> None:
         await self.writer.close()

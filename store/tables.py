@@ -17,6 +17,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The tenant column of a record in a collection that is not multi-tenant: primary key columns
+# cannot be NULL, and no tenant can be empty (ids and tenants are validated non-empty).
+NO_TENANT = ""
+
+
+def tenant_key(tenant: str | None) -> str:
+    """The ``tenant`` column value for a record of ``tenant`` (None: not multi-tenant)."""
+    return NO_TENANT if tenant is None else tenant
+
+
+def tenant_of(column: str | None) -> str | None:
+    """The record's tenant from its ``tenant`` column value (the inverse of ``tenant_key``)."""
+    return column or None
+
+
 class CollectionRow(SQLModel, table=True):
     __tablename__ = "vq_collection"
 
@@ -41,15 +56,21 @@ class CollectionRow(SQLModel, table=True):
 
 
 class RecordRow(SQLModel, table=True):
+    """A record. Keyed by (collection, tenant, id): in a multi-tenant collection each tenant
+    has its own ids; in the others ``tenant`` is ``NO_TENANT``. Databases made when the key
+    was (collection, id) are migrated at start-up (``store.migrations``)."""
+
     __tablename__ = "vq_record"
-    __table_args__ = (
-        Index("ix_vq_record_state", "collection", "state"),
-        Index("ix_vq_record_tenant", "collection", "tenant", "id"),
-    )
+    __table_args__ = (Index("ix_vq_record_state", "collection", "state"),)
 
     collection: str = Field(primary_key=True, max_length=63)
+    tenant: str = Field(
+        default=NO_TENANT,
+        sa_column=Column(
+            String(256), primary_key=True, default=NO_TENANT, server_default=NO_TENANT
+        ),
+    )
     id: str = Field(sa_column=Column(String(256), primary_key=True))
-    tenant: str | None = Field(default=None, max_length=256)
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # ``metadata`` is reserved by SQLAlchemy's declarative base: the attribute is ``meta``.
     meta: dict[str, Any] = Field(

@@ -44,6 +44,11 @@ T = TypeVar("T")
 
 ID_MAX_LENGTH = 256
 TENANT_MAX_LENGTH = 256
+# The primary key of a multi-tenant collection: ``milvus_key(tenant, id)``. A name no declared
+# field can take (field names start with a letter). Milvus bounds VARCHAR in bytes: room for the
+# length prefix, two separators and a tenant and id of 4-byte UTF-8 characters.
+KEY_FIELD = "_key"
+KEY_MAX_LENGTH = 4 * (TENANT_MAX_LENGTH + ID_MAX_LENGTH) + 8
 
 _SCALAR_TYPES: dict[FieldType, Any] = {
     FieldType.STRING: DataType.VARCHAR,
@@ -151,6 +156,40 @@ def detect_capabilities(version: str) -> Capabilities:
 
 def milvus_name(name: str) -> str:
     return f"vq_{name}"
+
+
+# -- keys --------------------------------------------------------------------------------------
+# A record is (tenant, id); in a multi-tenant collection the same id in two tenants is two
+# records. SQL keys rows by (collection, tenant, id). Milvus has one primary key field, so a
+# multi-tenant collection's is ``_key``, built from both by ``milvus_key`` (the record id stays in
+# ``id`` for filters); a collection that is not multi-tenant keeps ``id`` as its primary key.
+
+
+def primary_key(info: CollectionInfo) -> str:
+    """The name of the primary key field of ``info``'s Milvus collection."""
+    return KEY_FIELD if info.multi_tenant else "id"
+
+
+def milvus_key(info: CollectionInfo, tenant: str | None, id: str) -> str:
+    """The Milvus primary key of record ``id`` of ``tenant``: ``id`` itself when the collection
+    is not multi-tenant, else ``"<len(tenant)>:<tenant>:<id>"``. The length prefix makes it
+    unambiguous whatever characters the tenant holds."""
+    if not info.multi_tenant:
+        return id
+    tenant = tenant or ""
+    return f"{len(tenant)}:{tenant}:{id}"
+
+
+def split_key(info: CollectionInfo, key: str) -> tuple[str | None, str]:
+    """(tenant, id) of a Milvus primary key made by ``milvus_key``; a key that is not one (a
+    collection keyed by ``id`` alone, until it is rebuilt) is taken for the id."""
+    if not info.multi_tenant:
+        return None, key
+    length, _, rest = key.partition(":")
+    if not (length.isascii() and length.isdigit()) or rest[int(length) : int(length) + 1] != ":":
+        return None, key
+    n = int(length)
+    return rest[:n], rest[n + 1 :]
 
 
 class VectorIndex:
@@ -379,10 +418,10 @@ class VectorIndex:
         rows = [entity(info, r) for r in records]
         caps = self.capabilities
         if info.multi_tenant and not caps.upsert_with_partition_key:
-            ids = [r.id for r in records]
+            keys = [row[KEY_FIELD] for row in rows]
 
             def replace() -> None:
-                client.delete(info.milvus_name, ids=ids, timeout=self.timeout)
+                client.delete(info.milvus_name, ids=keys, timeout=self.timeout)
                 client.insert(info.milvus_name, rows, timeout=self.timeout)
 
             await self._run(
@@ -398,6 +437,7 @@ class VectorIndex:
         )
 
     async def delete_ids(self, mname: str, ids: Sequence[str]) -> None:
+        """Delete by primary key (``milvus_key``)."""
         if not ids:
             return
         client = await self._connected()
@@ -458,6 +498,42 @@ class VectorIndex:
 
         return await retry_transient(lambda: self._run(scan, "query", limit=self.ddl_timeout))
 
+    async def all_keys(self, info: CollectionInfo, *, batch: int = 4096) -> set[str]:
+        """Every primary key in ``info``'s collection (``milvus_key`` values), as ``all_ids``."""
+        client = await self._connected()
+        pk = primary_key(info)
+
+        def scan() -> set[str]:
+            iterator = client.query_iterator(
+                info.milvus_name,
+                batch_size=batch,
+                filter=f'{pk} != ""',
+                output_fields=[pk],
+                consistency_level="Strong",
+                timeout=self.timeout,
+            )
+            out: set[str] = set()
+            try:
+                while page := iterator.next():
+                    out.update(str(r[pk]) for r in page)
+            finally:
+                iterator.close()
+            return out
+
+        return await retry_transient(lambda: self._run(scan, "query", limit=self.ddl_timeout))
+
+    async def keyed_as_expected(self, info: CollectionInfo) -> bool:
+        """Whether ``info``'s Milvus collection has the primary key this version writes: a
+        multi-tenant collection made before tenants owned their ids is keyed by ``id`` alone
+        and must be rebuilt from SQL (``Reconciler``)."""
+        client = await self._connected()
+        desc = await self._run(
+            partial(client.describe_collection, info.milvus_name, timeout=self.timeout),
+            "describe",
+        )
+        keys = [f["name"] for f in desc.get("fields", ()) if f.get("is_primary")]
+        return keys == [primary_key(info)]
+
     async def count(self, mname: str) -> int:
         client = await self._connected()
 
@@ -504,7 +580,10 @@ class VectorIndex:
                 timeout=self.timeout,
             )
             return [
-                [VectorHit(str(i), float(d)) for i, d in zip(hits.ids, hits.distances, strict=True)]
+                [
+                    VectorHit(split_key(info, str(k))[1], float(d))
+                    for k, d in zip(hits.ids, hits.distances, strict=True)
+                ]
                 for hits in result
             ]
 
@@ -525,12 +604,14 @@ class VectorIndex:
 
 
 def entity(info: CollectionInfo, record: RecordData) -> dict[str, Any]:
-    """The Milvus row for a record: id, vector, tenant, filterable scalars and ``_absent``."""
+    """The Milvus row for a record: its key, id, vector, tenant, filterable scalars and
+    ``_absent``."""
     row: dict[str, Any] = {
         "id": record.id,
         "vector": np.frombuffer(record.vector, dtype="<f4"),
     }
     if info.multi_tenant:
+        row[KEY_FIELD] = milvus_key(info, record.tenant, record.id)
         row["tenant"] = record.tenant or ""
     absent: list[str] = []
     for f in info.filterable_fields:
@@ -549,7 +630,11 @@ def entity(info: CollectionInfo, record: RecordData) -> dict[str, Any]:
 
 def _schema(info: CollectionInfo) -> Any:
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
+    if info.multi_tenant:
+        schema.add_field(KEY_FIELD, DataType.VARCHAR, is_primary=True, max_length=KEY_MAX_LENGTH)
+        schema.add_field("id", DataType.VARCHAR, max_length=ID_MAX_LENGTH)
+    else:
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=info.dimension)
     if info.multi_tenant:
         schema.add_field(

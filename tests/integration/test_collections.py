@@ -74,7 +74,10 @@ async def test_milvus_has_the_declared_schema(api: Api, name: str) -> None:
     await api.ok(CREATE, {"input": collection_input(name, multiTenant=True, metric="L2")})
     described = await api.store.vectors.describe(f"vq_{name}")
     fields = {f["name"]: f for f in described["fields"]}
-    assert fields["id"]["is_primary"] is True
+    # multi-tenant: keyed by (tenant, id), the id kept for filters (test_tenant_ids.py)
+    assert fields["_key"]["is_primary"] is True
+    assert fields["_key"]["type"].name == "VARCHAR"
+    assert not fields["id"].get("is_primary")
     assert fields["id"]["type"].name == "VARCHAR"
     assert fields["vector"]["type"].name == "FLOAT_VECTOR"
     assert fields["vector"]["params"]["dim"] == 8

@@ -362,18 +362,24 @@ async def test_tenant_b_cannot_update_or_delete_tenant_a(world: World) -> None:
     c = world.shared
     before = await world.count(c, "A")
     original = (await world.admin.ok(RECORD, {"c": c, "id": "a02", "t": "A"}))["record"]
-    # updates: A's id without a tenant, A's id naming A, a new record naming A
+    # A's id without a tenant: B writes a record of its own under that id (ids belong to their
+    # tenant, tests/integration/test_tenant_ids.py), A's record is untouched
     takeover = {"id": "a02", "vector": [9, 9, 9, 9], "metadata": {"group": "stolen"}}
-    assert await b.code(UPSERT, {"c": c, "r": [takeover]}) == "FORBIDDEN"
+    assert (await b.ok(UPSERT, {"c": c, "r": [takeover]}))["upsertRecords"]["ids"] == ["a02"]
+    own = (await b.ok(RECORD, {"c": c, "id": "a02"}))["record"]
+    assert (own["tenant"], own["metadata"]["group"]) == ("B", "stolen")
+    # naming A: A's id, a new record, or a batch mixing one with a new record of B's
     assert await b.code(UPSERT, {"c": c, "r": [{**takeover, "tenant": "A"}]}) == "FORBIDDEN"
     new_a = {"id": "x_new", "vector": [1, 1, 1, 1], "tenant": "A"}
     assert await b.code(UPSERT, {"c": c, "r": [new_a]}) == "FORBIDDEN"
-    # a batch mixing a new record of B with A's id writes nothing
-    mixed = [{"id": "b_mixed", "vector": [1, 2, 3, 4]}, takeover]
+    mixed = [{"id": "b_mixed", "vector": [1, 2, 3, 4]}, new_a]
     assert await b.code(UPSERT, {"c": c, "r": mixed}) == "FORBIDDEN"
     assert (await world.admin.ok(RECORD, {"c": c, "id": "b_mixed", "t": "B"}))["record"] is None
+    assert (await world.admin.ok(RECORD, {"c": c, "id": "x_new", "t": "A"}))["record"] is None
     after = (await world.admin.ok(RECORD, {"c": c, "id": "a02", "t": "A"}))["record"]
     assert after == original
+    assert (await b.ok(DELETE, {"c": c, "ids": ["a02"]}))["deleteRecords"]["deleted"] == 1
+    assert (await world.admin.ok(RECORD, {"c": c, "id": "a02", "t": "A"}))["record"] == original
     # deletes: by ids, by filter, naming A
     deleted = await b.ok(DELETE, {"c": c, "ids": ["a00", "a01"]})
     assert deleted["deleteRecords"]["deleted"] == 0
