@@ -8,7 +8,7 @@ from __future__ import annotations
 from cross_web import HTTPException
 from fastapi import Response
 
-from store.codec import dumps_json
+from graph.http_errors import error_body
 from store.text import shown
 
 TRANSPORT_CODE = "BAD_USER_INPUT"
@@ -17,8 +17,7 @@ TRANSPORT_CODE = "BAD_USER_INPUT"
 def transport_error(error: HTTPException) -> Response:
     """The response to Strawberry's ``HTTPException``, with its status and reason."""
     # The reason may quote the client (an unknown operation name), lone surrogates included.
-    message = {"message": shown(error.reason), "extensions": {"code": TRANSPORT_CODE}}
-    body = dumps_json({"data": None, "errors": [message]})
+    body = error_body(shown(error.reason), code=TRANSPORT_CODE)
     return Response(body, status_code=error.status_code, media_type="application/json")
 
 
