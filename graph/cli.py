@@ -104,18 +104,41 @@ def import_(
         int, typer.Option("--batch-size", min=1, max=100_000, help="Records per write.")
     ] = 1000,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad line.")] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Import through this running server's GraphQL endpoint "
+            "(http://HOST:PORT/graphql) instead of opening the store.",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar=f"{ENV_PREFIX}API_KEY",
+            help="A write key, when importing through a server that requires keys.",
+        ),
+    ] = None,
 ) -> None:
     """Import records from JSON Lines: {"id", "vector", "metadata", "text", "tenant"} per line.
 
     Vectors are lists of numbers or base64 float32. Bad lines are reported with their line
     numbers (exit code 1); the good ones are written. Safe to re-run: records are upserted by id,
-    and a line without an id always gets the same id.
+    and a line without an id always gets the same id. While `vectorql serve` holds the default
+    Milvus Lite file, the import goes through that server's API (as with --url).
     """
     from graph.commands.importing import run_import
 
     settings = load_settings()
     code = run_import(
-        settings, path=file, collection=collection, batch_size=batch_size, strict=strict
+        settings,
+        path=file,
+        collection=collection,
+        batch_size=batch_size,
+        strict=strict,
+        url=url,
+        api_key=api_key,
     )
     raise typer.Exit(code)
 

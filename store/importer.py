@@ -16,6 +16,10 @@ Guarantees:
 - A later line with the same id as an earlier one replaces it, whatever the batch size (a batch
   is cut before an id it already holds, since one batch must not hold an id twice).
 - At the end, Milvus is flushed so that searches right after the import take the indexed path.
+
+Reading and the line bookkeeping (``import_batches``) are separate from writing: ``import_jsonl``
+writes through this process's store, and the ``vectorql import`` command can also write through a
+running server's API (``graph.commands.remote``) with the same batches, line numbers and summary.
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ import io
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -44,6 +48,8 @@ MAX_BAD_LINES_KEPT = 10_000
 KEYS = ("id", "vector", "metadata", "text", "tenant")
 # Namespace of the ids given to lines without one: uuid5(IMPORT_NAMESPACE, line).
 IMPORT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:vectorql:import-line")
+
+T = TypeVar("T")
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
@@ -103,6 +109,33 @@ class ImportSummary:
 ProgressCallback = Callable[[ImportProgress], None]
 
 
+@dataclass
+class Batch(Generic[T]):
+    """Consecutive lines: the parsed records (with their line numbers) and the lines that could
+    not be parsed. No two records of a batch have the same id."""
+
+    records: list[tuple[int, T]] = field(default_factory=list)
+    unparsed: list[BadLine] = field(default_factory=list)
+    last_line: int = 0
+    bytes_read: int = 0
+
+    def first_line(self) -> int:
+        return self.records[0][0] if self.records else self.last_line
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What writing one batch did: records written, its bad lines in line order (unparsed ones
+    included), and with ``strict`` the line the import stops at."""
+
+    written: int
+    bad: list[BadLine]
+    stopped_at: int | None = None
+
+
+BatchWriter = Callable[[Batch[T]], Awaitable[BatchOutcome]]
+
+
 async def import_jsonl(
     store: Store,
     *,
@@ -123,45 +156,93 @@ async def import_jsonl(
     info = await store.collections.get(collection)
     # Milvus Lite reopens an indexed collection unloaded (after a crash, for instance).
     await store.vectors.ensure_loaded(info.milvus_name)
-    run = _Run(info=info, strict=strict)
+    summary = await import_batches(
+        path,
+        collection=collection,
+        parse=parse_line,
+        key=_incoming_id,
+        write=_StoreWriter(store, info, strict=strict),
+        batch_size=batch_size,
+        strict=strict,
+        on_progress=on_progress,
+    )
+    if summary.records_written:
+        await store.writer.flush(info)
+    return summary
+
+
+async def import_batches(
+    path: str | os.PathLike[str],
+    *,
+    collection: str,
+    parse: Callable[[bytes], T | str],
+    key: Callable[[T], str | None],
+    write: BatchWriter[T],
+    batch_size: int = DEFAULT_BATCH,
+    strict: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> ImportSummary:
+    """Read ``path`` in batches of ``batch_size`` records and hand each to ``write``.
+
+    ``parse`` turns a line into a record or the reason it is not one; ``key`` is a record's id
+    (a batch is cut before an id it already holds). With ``strict`` reading stops at the first
+    unparsed line, and the import at the line ``write`` says it stopped at. An ``Unavailable``
+    from ``write`` is raised again naming the lines that were done.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    tally = _Tally()
     started = time.perf_counter()
-    reader = _ChunkReader(Path(path), batch_size=batch_size, stop_at_bad_line=strict)
+    reader = LineReader(
+        Path(path), parse=parse, key=key, batch_size=batch_size, stop_at_bad_line=strict
+    )
     try:
         # Reading and parsing the next batch (in a thread) overlaps with writing this one.
-        pending = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
+        pending = asyncio.ensure_future(asyncio.to_thread(reader.next_batch))
         while True:
-            chunk = await pending
-            if chunk is None:
+            batch = await pending
+            if batch is None:
                 break
-            pending = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
-            await run.write(store, chunk)
+            pending = asyncio.ensure_future(asyncio.to_thread(reader.next_batch))
+            try:
+                outcome = await write(batch)
+            except Unavailable as e:
+                first = batch.first_line()
+                raise Unavailable(
+                    f"import stopped in the batch of lines {first}-{batch.last_line} "
+                    f"({tally.written} records written before line {first}): {e.message}",
+                    extensions={
+                        **e.extensions,
+                        "written": tally.written,
+                        "first_line_not_done": first,
+                    },
+                ) from e
+            tally.add(batch, outcome)
             if on_progress is not None:
                 on_progress(
                     ImportProgress(
-                        lines_read=run.lines_read,
-                        records_written=run.written,
-                        bad_lines=run.bad_count,
-                        bytes_read=chunk.bytes_read,
+                        lines_read=tally.lines_read,
+                        records_written=tally.written,
+                        bad_lines=tally.bad_count,
+                        bytes_read=batch.bytes_read,
                         total_bytes=reader.total_bytes,
                         seconds=time.perf_counter() - started,
                     )
                 )
-            if run.stopped_at is not None:
+            if tally.stopped_at is not None:
                 break
     finally:
         # A read-ahead may still be running in its thread: close the file after it.
         await asyncio.gather(pending, return_exceptions=True)
         reader.close()
-    if run.written:
-        await store.writer.flush(info)
     return ImportSummary(
         collection=collection,
-        lines_read=run.stopped_at if run.stopped_at is not None else reader.lines_read,
-        records_written=run.written,
-        bad_lines=tuple(run.bad),
-        bad_count=run.bad_count,
+        lines_read=tally.stopped_at if tally.stopped_at is not None else reader.lines_read,
+        records_written=tally.written,
+        bad_lines=tuple(tally.bad),
+        bad_count=tally.bad_count,
         seconds=time.perf_counter() - started,
-        stopped_at=run.stopped_at,
+        stopped_at=tally.stopped_at,
     )
 
 
@@ -170,8 +251,11 @@ def line_id(raw: bytes) -> str:
     return str(uuid.uuid5(IMPORT_NAMESPACE, raw.decode()))
 
 
-def parse_line(raw: bytes) -> IncomingRecord | str:
-    """One JSON line as an incoming record, or why it cannot be one."""
+def decode_line(raw: bytes) -> dict[str, Any] | str:
+    """One JSON line as an object with the keys of ``KEYS`` (``id`` always set: the line's own,
+    an integer as a string as GraphQL's ID does, or ``line_id``), or why it cannot be one.
+    ``vector`` and ``metadata`` are left as they are; ``text`` and ``tenant`` are checked to be
+    strings."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -184,15 +268,21 @@ def parse_line(raw: bytes) -> IncomingRecord | str:
         return f"unknown key {listed} (a line has {', '.join(KEYS)})"
     record_id = obj.get("id")
     if record_id is None:
-        record_id = line_id(raw)
+        obj["id"] = line_id(raw)
     elif isinstance(record_id, int) and not isinstance(record_id, bool):
-        record_id = str(record_id)  # as GraphQL's ID does
-    text = obj.get("text")
-    if text is not None and not isinstance(text, str):
-        return f"text must be a string (got {_kind(text)})"
-    tenant = obj.get("tenant")
-    if tenant is not None and not isinstance(tenant, str):
-        return f"tenant must be a string (got {_kind(tenant)})"
+        obj["id"] = str(record_id)
+    for name in ("text", "tenant"):
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            return f"{name} must be a string (got {_kind(value)})"
+    return obj
+
+
+def parse_line(raw: bytes) -> IncomingRecord | str:
+    """One JSON line as an incoming record, or why it cannot be one."""
+    obj = decode_line(raw)
+    if isinstance(obj, str):
+        return obj
     raw_vector = obj.get("vector")
     vector = None
     vector_error = None
@@ -204,30 +294,51 @@ def parse_line(raw: bytes) -> IncomingRecord | str:
     return IncomingRecord(
         vector=vector,
         vector_error=vector_error,
-        id=record_id,
+        id=obj["id"],
         metadata=obj.get("metadata"),
-        text=text,
-        tenant=tenant,
+        text=obj.get("text"),
+        tenant=obj.get("tenant"),
     )
+
+
+def record_errors(
+    batch: Batch[T], errors: Iterable[tuple[int, str]], key: Callable[[T], str | None]
+) -> list[BadLine]:
+    """The bad lines of ``batch`` from (record index in the batch, message) pairs: one per
+    record, its messages joined by ``; ``, with the unparsed lines, in line order."""
+    reasons: dict[int, list[str]] = {}
+    for index, message in errors:
+        reasons.setdefault(index, []).append(message)
+    bad = list(batch.unparsed)
+    for index, messages in reasons.items():
+        line_no, record = batch.records[index]
+        bad.append(BadLine(line=line_no, reason="; ".join(messages), id=key(record)))
+    bad.sort(key=lambda b: b.line)
+    return bad
+
+
+def first_bad(bad: list[BadLine], *, strict: bool) -> tuple[list[BadLine], int | None]:
+    """With ``strict``, only the first bad line and the line the import stops at; else as is."""
+    if strict and bad:
+        return bad[:1], bad[0].line
+    return bad, None
 
 
 # -- reading -------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Chunk:
-    """Consecutive lines: the parsed records and the lines that could not be parsed."""
+class LineReader(Generic[T]):
+    """Reads and parses lines into batches of at most ``batch_size`` records (blocking I/O)."""
 
-    records: list[tuple[int, IncomingRecord]] = field(default_factory=list)
-    unparsed: list[BadLine] = field(default_factory=list)
-    last_line: int = 0
-    bytes_read: int = 0
-
-
-class _ChunkReader:
-    """Reads and parses lines into chunks of at most ``batch_size`` records (blocking I/O)."""
-
-    def __init__(self, path: Path, *, batch_size: int, stop_at_bad_line: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        parse: Callable[[bytes], T | str],
+        key: Callable[[T], str | None],
+        batch_size: int,
+        stop_at_bad_line: bool,
+    ) -> None:
         self.total_bytes = path.stat().st_size
         self._raw: io.BufferedReader = path.open("rb")
         try:
@@ -239,23 +350,25 @@ class _ChunkReader:
         except BaseException:
             self._raw.close()
             raise
+        self._parse = parse
+        self._key = key
         self._batch_size = batch_size
         self._stop_at_bad_line = stop_at_bad_line
         self._iter: Iterator[bytes] = iter(self._lines)
-        self._carry: tuple[int, IncomingRecord] | None = None
+        self._carry: tuple[int, T] | None = None
         self._done = False
         self.lines_read = 0
 
-    def next_chunk(self) -> _Chunk | None:
+    def next_batch(self) -> Batch[T] | None:
         if self._done:
             return None
-        chunk = _Chunk()
+        batch: Batch[T] = Batch()
         ids: set[str] = set()
         if self._carry is not None:
             line_no, record = self._carry
             self._carry = None
-            self._add(chunk, ids, line_no, record)
-        while len(chunk.records) < self._batch_size:
+            self._add(batch, ids, line_no, record)
+        while len(batch.records) < self._batch_size:
             try:
                 raw = next(self._iter)
             except StopIteration:
@@ -268,29 +381,30 @@ class _ChunkReader:
             raw = raw.rstrip(b"\r\n")
             if not raw.strip():
                 continue
-            parsed = parse_line(raw)
+            parsed = self._parse(raw)
             if isinstance(parsed, str):
-                chunk.unparsed.append(BadLine(line=line_no, reason=parsed))
+                batch.unparsed.append(BadLine(line=line_no, reason=parsed))
                 if self._stop_at_bad_line:
                     self._done = True
                     break
                 continue
-            if isinstance(parsed.id, str) and parsed.id in ids:
+            record_id = self._key(parsed)
+            if record_id is not None and record_id in ids:
                 # One batch must not hold an id twice: this line opens the next batch.
                 self._carry = (line_no, parsed)
                 break
-            self._add(chunk, ids, line_no, parsed)
-        chunk.last_line = self.lines_read
-        chunk.bytes_read = self._raw.tell()
-        if not chunk.records and not chunk.unparsed and self._done:
+            self._add(batch, ids, line_no, parsed)
+        batch.last_line = self.lines_read
+        batch.bytes_read = self._raw.tell()
+        if not batch.records and not batch.unparsed and self._done:
             return None
-        return chunk
+        return batch
 
-    @staticmethod
-    def _add(chunk: _Chunk, ids: set[str], line_no: int, record: IncomingRecord) -> None:
-        chunk.records.append((line_no, record))
-        if isinstance(record.id, str):
-            ids.add(record.id)
+    def _add(self, batch: Batch[T], ids: set[str], line_no: int, record: T) -> None:
+        batch.records.append((line_no, record))
+        record_id = self._key(record)
+        if record_id is not None:
+            ids.add(record_id)
 
     def close(self) -> None:
         self._lines.close()
@@ -300,57 +414,45 @@ class _ChunkReader:
 # -- writing -------------------------------------------------------------------------------------
 
 
+def _incoming_id(record: IncomingRecord) -> str | None:
+    return record.id if isinstance(record.id, str) else None
+
+
+class _StoreWriter:
+    """Writes batches through this process's store: ``validate_records``, then ``Writer.write``."""
+
+    def __init__(self, store: Store, info: CollectionInfo, *, strict: bool) -> None:
+        self._store = store
+        self._info = info
+        self._strict = strict
+
+    async def __call__(self, batch: Batch[IncomingRecord]) -> BatchOutcome:
+        valid, problems = validate_records(self._info, [r for _, r in batch.records])
+        errors = ((p.index or 0, p.message) for p in problems)
+        bad, stopped_at = first_bad(record_errors(batch, errors, _incoming_id), strict=self._strict)
+        records: list[RecordData] = [
+            r for i, r in valid if stopped_at is None or batch.records[i][0] < stopped_at
+        ]
+        await self._store.writer.write(self._info, records)
+        return BatchOutcome(written=len(records), bad=bad, stopped_at=stopped_at)
+
+
 @dataclass
-class _Run:
-    info: CollectionInfo
-    strict: bool
+class _Tally:
     written: int = 0
     lines_read: int = 0
     bad: list[BadLine] = field(default_factory=list)
     bad_count: int = 0
     stopped_at: int | None = None
 
-    async def write(self, store: Store, chunk: _Chunk) -> None:
-        incoming = [r for _, r in chunk.records]
-        valid, problems = validate_records(self.info, incoming)
-        reasons: dict[int, list[str]] = {}
-        for p in problems:
-            reasons.setdefault(p.index or 0, []).append(p.message)
-        bad = list(chunk.unparsed)
-        for index, messages in reasons.items():
-            line_no, record = chunk.records[index]
-            shown_id = record.id if isinstance(record.id, str) else None
-            bad.append(BadLine(line=line_no, reason="; ".join(messages), id=shown_id))
-        bad.sort(key=lambda b: b.line)
-        if self.strict and bad:
-            bad = bad[:1]
-            self.stopped_at = bad[0].line
-        lines = [chunk.records[i][0] for i, _ in valid]
-        records: list[RecordData] = [
-            r
-            for (_, r), line_no in zip(valid, lines, strict=True)
-            if self.stopped_at is None or line_no < self.stopped_at
-        ]
-        if records:
-            try:
-                await store.writer.write(self.info, records)
-            except Unavailable as e:
-                first = lines[0]
-                raise Unavailable(
-                    f"import stopped in the batch of lines {first}-{chunk.last_line} "
-                    f"({self.written} records written before line {first}): {e.message}",
-                    extensions={
-                        **e.extensions,
-                        "written": self.written,
-                        "first_line_not_done": first,
-                    },
-                ) from e
-        self.written += len(records)
-        self.lines_read = self.stopped_at or chunk.last_line
-        self.bad_count += len(bad)
+    def add(self, batch: Batch[Any], outcome: BatchOutcome) -> None:
+        self.written += outcome.written
+        self.stopped_at = outcome.stopped_at
+        self.lines_read = outcome.stopped_at or batch.last_line
+        self.bad_count += len(outcome.bad)
         room = MAX_BAD_LINES_KEPT - len(self.bad)
         if room > 0:
-            self.bad.extend(bad[:room])
+            self.bad.extend(outcome.bad[:room])
 
 
 def _kind(value: Any) -> str:

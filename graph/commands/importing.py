@@ -1,5 +1,6 @@
-"""``vectorql import`` and ``vectorql reconcile``: the store opened from the server's settings, a
-progress bar, and a summary a person can act on."""
+"""``vectorql import`` and ``vectorql reconcile``: the store opened from the server's settings (or,
+for an import, a running server's API: ``graph.commands.remote``), a progress bar, and a summary a
+person can act on."""
 
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ from rich.progress import (
 )
 
 from graph.app import store_config
+from graph.commands.remote import ApiClient, import_through_api, local_url, server_answers
 from graph.settings import ENV_PREFIX, Settings
 from store import NotFound, Store, Unavailable, VectorqlError
+from store.errors import Forbidden, LimitExceeded, Unauthenticated
 from store.importer import ImportProgress, ImportSummary, import_jsonl
+from store.lite import lite_file_in_use
 from store.reconciler import ReconcileReport
 
 SHOWN_BAD_LINES = 20
@@ -31,11 +35,35 @@ T = TypeVar("T")
 
 
 def run_import(
-    settings: Settings, *, path: Path, collection: str, batch_size: int, strict: bool
+    settings: Settings,
+    *,
+    path: Path,
+    collection: str,
+    batch_size: int,
+    strict: bool,
+    url: str | None = None,
+    api_key: str | None = None,
 ) -> int:
-    """Import ``path`` into ``collection``; the exit code: 0, or 1 for bad lines or a failure."""
+    """Import ``path`` into ``collection``; the exit code: 0, or 1 for bad lines or a failure.
+
+    Without ``url`` the store is opened in this process, unless its Milvus Lite file is held by a
+    running ``vectorql serve``: then the import goes through that server's API (one line says so),
+    as it does with ``url``. Both ways draw the same progress bar and print the same summary."""
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
+    if url is None and settings.milvus_is_lite_file and lite_file_in_use(settings.milvus_uri):
+        url = local_url(settings)
+        if not server_answers(url):
+            err.print(
+                f"vectorql: the Milvus Lite file {escape(settings.milvus_uri)} is open in another "
+                f"process, and no vectorql server answers at {escape(url)}. Import through the "
+                "server that holds it with --url http://HOST:PORT/graphql, or stop that process."
+            )
+            return 1
+        err.print(
+            f"vectorql serve at {escape(url)} holds {escape(settings.milvus_uri)}: "
+            "importing through its API."
+        )
     progress = Progress(
         BarColumn(bar_width=24),
         TaskProgressColumn(),
@@ -56,10 +84,17 @@ def run_import(
             bad=p.bad_lines,
         )
 
-    async def run(store: Store) -> ImportSummary:
-        await store.collections.get(collection)  # NotFound before a progress bar is drawn
+    async def with_progress(run: Awaitable[ImportSummary]) -> ImportSummary:
         with progress:
-            summary = await import_jsonl(
+            summary = await run
+            if summary.stopped_at is None:
+                progress.update(task, completed=total)
+        return summary
+
+    async def into_store(store: Store) -> ImportSummary:
+        await store.collections.get(collection)  # NotFound before a progress bar is drawn
+        return await with_progress(
+            import_jsonl(
                 store,
                 path=path,
                 collection=collection,
@@ -67,12 +102,30 @@ def run_import(
                 strict=strict,
                 on_progress=on_progress,
             )
-            if summary.stopped_at is None:
-                progress.update(task, completed=total)
-        return summary
+        )
+
+    async def through_api(api: str) -> ImportSummary:
+        client = ApiClient(api, api_key=api_key)
+        try:
+            await client.check_collection(collection)  # as above, and the key is checked
+            return await with_progress(
+                import_through_api(
+                    client,
+                    path=path,
+                    collection=collection,
+                    batch_size=batch_size,
+                    strict=strict,
+                    on_progress=on_progress,
+                )
+            )
+        finally:
+            await client.close()
 
     task = progress.add_task("import", total=total, records=0, rate=0.0, bad=0)
-    summary = _with_store(settings, run, err)
+    if url is None:
+        summary = _with_store(settings, into_store, err)
+    else:
+        summary = _run(lambda: through_api(url), err, settings=settings, api=url)
     if summary is None:
         return 1
     _print_summary(out, summary, path=path)
@@ -121,8 +174,15 @@ def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]], err: Co
         finally:
             await store.close()
 
+    return _run(main, err, settings=settings)
+
+
+def _run(
+    main: Callable[[], Awaitable[T]], err: Console, *, settings: Settings, api: str | None = None
+) -> T | None:
+    """Run ``main``; None (with a message) on failure. ``api``: the server written through."""
     try:
-        return asyncio.run(main())
+        return asyncio.run(_awaited(main))
     except KeyboardInterrupt:
         err.print(
             "vectorql: interrupted. Re-running an import is safe (records are upserted by id); "
@@ -133,20 +193,34 @@ def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]], err: Co
         err.print(f"vectorql: {escape(e.message)}")
     except Unavailable as e:
         err.print(f"vectorql: {escape(e.message)}")
-        if settings.milvus_is_lite_file and "connect" in e.message:
+        if api is None and settings.milvus_is_lite_file and "connect" in e.message:
             err.print(
                 f"A Milvus Lite file ({escape(settings.milvus_uri)}) opens in one process only: "
-                "stop `vectorql serve` first, or run `milvus-lite server` and set "
-                f"{ENV_PREFIX}MILVUS_URI to it."
+                "stop the process that holds it, import through `vectorql serve` with --url, or "
+                f"run `milvus-lite server` and set {ENV_PREFIX}MILVUS_URI to it."
             )
         if "written" in e.extensions or "stored" in e.extensions:
             err.print(
                 "Stored rows that did not reach Milvus stay pending: `vectorql reconcile` "
                 "indexes them, and re-running the import is safe (records are upserted by id)."
             )
+    except (Unauthenticated, Forbidden) as e:
+        err.print(f"vectorql: {escape(api or '')} refused the import: {escape(e.message)}")
+        err.print(
+            f"Pass a write key with --api-key (or {ENV_PREFIX}API_KEY); "
+            "`vectorql keys create --scope write` makes one."
+        )
+    except LimitExceeded as e:
+        err.print(f"vectorql: {escape(e.message)}")
+        if api is not None:
+            err.print("A smaller --batch-size sends less in one request.")
     except VectorqlError as e:
         err.print(f"vectorql: {escape(e.message)}")
     return None
+
+
+async def _awaited(main: Callable[[], Awaitable[T]]) -> T:
+    return await main()
 
 
 def _print_summary(out: Console, summary: ImportSummary, *, path: Path) -> None:
