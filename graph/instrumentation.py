@@ -42,6 +42,7 @@ from strawberry.types import ExecutionContext
 from graph.errors import classify
 from graph.logs import span_ids
 from graph.telemetry import Telemetry, untraced
+from store.text import shown
 
 log = logging.getLogger("vectorql.requests")
 
@@ -184,9 +185,11 @@ def _outcome_of_status(status: int) -> str:
     return {
         401: "unauthenticated",
         403: "forbidden",
+        408: "limit_exceeded",
         413: "limit_exceeded",
         429: "limit_exceeded",
-    }.get(status, "bad_request" if status < 500 else "internal")
+        503: "unavailable",
+    }.get(status, "bad_user_input" if status < 500 else "internal")
 
 
 def _log_request(
@@ -369,4 +372,5 @@ def _caller(context: Any) -> tuple[str | None, str | None]:
 
 
 def _clip(value: str | None) -> str | None:
-    return value[:MAX_TEXT] if value is not None else None
+    """A client-chosen string, bounded and safe to encode (lone surrogates escaped)."""
+    return shown(value[:MAX_TEXT]) if value is not None else None

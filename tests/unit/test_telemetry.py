@@ -143,6 +143,15 @@ def test_operation_labels_are_root_fields_of_the_schema(
     assert (label, op_type) == expected
 
 
+def test_a_tenant_with_a_lone_surrogate_is_logged_escaped() -> None:
+    tenant = describe(
+        'query($t: String) { records(collection: "c", tenant: $t) { totalCount } }', t="a\ud800b"
+    )[2]
+    assert tenant == "a\\ud800b"
+    assert tenant is not None
+    tenant.encode()  # a log line or span attribute can carry it
+
+
 def test_the_tenant_comes_from_the_root_field_arguments() -> None:
     assert describe('{ search(collection: "c", tenant: "acme") { tookMs } }')[2] == "acme"
     query = 'query($t: String) { records(collection: "c", tenant: $t) { totalCount } }'
@@ -154,12 +163,14 @@ def test_the_tenant_comes_from_the_root_field_arguments() -> None:
     ("status", "outcome"),
     [
         (200, "ok"),
-        (400, "bad_request"),
+        (400, "bad_user_input"),
         (401, "unauthenticated"),
         (403, "forbidden"),
+        (408, "limit_exceeded"),
         (413, "limit_exceeded"),
         (429, "limit_exceeded"),
         (500, "internal"),
+        (503, "unavailable"),
     ],
 )
 def test_requests_refused_before_graphql_get_an_outcome_from_their_status(
