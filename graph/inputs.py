@@ -68,7 +68,10 @@ class CreateCollectionInput:
     index: IndexInput | None = None
     multi_tenant: bool = strawberry.field(
         default=False,
-        description="Records carry a tenant; Milvus partitions by it; queries must name it.",
+        description=(
+            "Records carry a tenant; Milvus partitions by it; queries must name it. Each tenant "
+            "has its own ids: the same id in two tenants is two records."
+        ),
     )
     shards: int = strawberry.field(default=1, description="Milvus shards (1..16).")
 

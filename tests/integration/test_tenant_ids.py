@@ -81,6 +81,7 @@ query($c: String!) { collection(name: $c) { stats { records indexed pending } } 
 CREATE = """
 mutation($i: CreateCollectionInput!) { createCollection(input: $i) { name } }
 """
+DROP = "mutation($n: String!) { dropCollection(name: $n) }"
 
 
 def vec(seed: int) -> list[float]:
@@ -501,6 +502,7 @@ async def test_start_up_migrates_the_layout_of_earlier_versions(
             await api.store.vectors.call(
                 "make old layout", lambda client: _old_milvus(client, info)
             )
+            assert await api.store.reconciler.stale_key(info)
         assert await _old_keys(settings) == ["collection", "id"]
 
         # 2. Start-up migrates both.
@@ -550,9 +552,6 @@ async def test_start_up_migrates_the_layout_of_earlier_versions(
             assert (await api.ok(STATS, {"c": multi}))["collection"]["stats"]["records"] == 8
             await api.ok(DROP, {"n": multi})
             await api.ok(DROP, {"n": plain})
-
-
-DROP = "mutation($n: String!) { dropCollection(name: $n) }"
 
 
 def _old_milvus(client: Any, info: Any) -> None:
