@@ -1,9 +1,11 @@
 """Use the generated client: create a collection, upsert records, search with a metadata filter.
 
+    python -m venv .venv && .venv/bin/pip install -r requirements-codegen.txt
     .venv/bin/ariadne-codegen                 # writes ./vectorql_client/ (see pyproject.toml)
-    python demo.py http://127.0.0.1:8000/graphql [collection] [api key]
+    .venv/bin/python demo.py http://127.0.0.1:8000/graphql [collection] [api key]
 
-Needs httpx and pydantic (vectorql's own environment has both).
+The example's environment (requirements-codegen.txt) has what the demo and the generated client
+need: httpx and pydantic.
 """
 
 from __future__ import annotations

@@ -164,6 +164,19 @@ async def test_generated_client_creates_upserts_and_searches_with_a_filter(
         assert caught.value.errors[0].extensions["code"] == "BAD_USER_INPUT"
 
 
+def test_demo_runs_as_documented_from_the_example_environment(
+    example_copy: Path, live_server: LiveServer, collection: str
+) -> None:
+    """The README's command, ``.venv/bin/python demo.py URL``: requirements-codegen.txt is the
+    environment the demo and its generated client need (httpx, pydantic), nothing else."""
+    python = CODEGEN_ENV / "bin" / "python"
+    result = _run(
+        [str(python), "demo.py", live_server.graphql, collection], cwd=example_copy, timeout=120
+    )
+    assert result.returncode == 0, _explain(result)
+    assert "a1" in result.stdout
+
+
 def test_demo_type_checks_against_the_generated_client(example_copy: Path) -> None:
     config = example_copy / "mypy.ini"
     config.write_text(MYPY_CONFIG)
