@@ -1,11 +1,14 @@
 # The two commands: `make run` serves the API, `make test` runs lint and the whole suite.
 # Both create .venv on first use and reuse it afterwards (re-installing only when pyproject.toml changes).
+# The `vectorql` command is in .venv, not on PATH: `.venv/bin/vectorql ...`, or
+# `source .venv/bin/activate` once per shell. The common ones are targets below (examples, import,
+# reconcile).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format pytest test-tools schema bench-ingest bench-search bench-tracing bench-api-cpu clean
+.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-tracing bench-api-cpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +25,21 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	mkdir -p data
 	$(BIN)/vectorql serve
+
+# `vectorql serve --examples`: the API and the worked example page at /examples/.
+examples: $(VENV)/.installed-run
+	mkdir -p data
+	$(BIN)/vectorql serve --examples
+
+# make import FILE=records.jsonl.gz COLLECTION=docs [ARGS="--strict --batch-size 500"]
+# Works while `make run` serves too (through the running server's API).
+import: $(VENV)/.installed-run
+	@if [ -z "$(FILE)" ] || [ -z "$(COLLECTION)" ]; then \
+		echo "usage: make import FILE=records.jsonl COLLECTION=docs [ARGS=--strict]" >&2; exit 2; fi
+	$(BIN)/vectorql import "$(FILE)" --collection "$(COLLECTION)" $(ARGS)
+
+reconcile: $(VENV)/.installed-run
+	$(BIN)/vectorql reconcile $(ARGS)
 
 test: $(VENV)/.installed-dev lint test-tools pytest
 
