@@ -11,10 +11,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from strawberry.extensions import DisableIntrospection
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from graph.auth import AuthGate, Gatekeeper, admitted, check_exposure
@@ -35,7 +37,14 @@ from graph.production import ProductionErrors
 from graph.schema import build_schema
 from graph.settings import Settings
 from graph.telemetry import Telemetry, check_metrics, metrics_router, serves_metrics
-from graph.transport import HTTPException, check_body, transport_error
+from graph.transport import (
+    JSON,
+    HTTPException,
+    check_body,
+    request_error_status,
+    response_media_type,
+    transport_error,
+)
 from store import Store, StoreConfig, Unavailable
 from store.codec import dumps_json
 
@@ -62,7 +71,8 @@ SQL_RETRY_INTERVAL = 2.0  # seconds between attempts to reach a SQL database dow
 
 
 class VectorqlRouter(GraphQLRouter[Context, None]):
-    """Serves GraphiQL from vectorql's own static files (no CDN: it works offline)."""
+    """Serves GraphiQL from vectorql's own static files (no CDN: it works offline), and
+    GraphQL over HTTP with the media types and statuses of ``graph.transport``."""
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         keys = request.app.state.settings.auth_mode == "apikey"  # placeholder key only then
@@ -73,11 +83,33 @@ class VectorqlRouter(GraphQLRouter[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         return check_body(decode_json(data))  # bounded nesting: see graph.limits
 
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if response_media_type(request.headers.get("accept")) == JSON:
+            return response
+        status = request_error_status(response)
+        if status is None:
+            return response
+        # Read back by ``run``, which sets the status of a single result.
+        request.state.request_errors = [*getattr(request.state, "request_errors", []), status]
+        return {key: value for key, value in response.items() if key != "data"}  # type: ignore[return-value]  # a TypedDict without one of its keys
+
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        media_type = response_media_type(request.headers.get("accept"))
         try:
-            return await super().run(request, context=context, root_value=root_value)
+            response = await super().run(request, context=context, root_value=root_value)
         except HTTPException as e:  # answered as JSON GraphQL errors, not text/plain
-            return transport_error(e)
+            return transport_error(e, media_type=media_type)
+        # A JSON result (not the GraphiQL page) in the media type the client asked for.
+        is_result = isinstance(response, Response) and response.headers.get("content-type") == JSON
+        if media_type != JSON and is_result:
+            response.headers["content-type"] = media_type
+            statuses = getattr(request.state, "request_errors", [])
+            if len(statuses) == 1 and not response.body.startswith(b"["):  # a batch stays 200
+                response.status_code = statuses[0]
+        return response
 
     def encode_json(self, data: object) -> bytes:
         return dumps_json(data)
@@ -166,7 +198,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         ),
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
-        allow_queries_via_get=False,
+        allow_queries_via_get=True,  # queries only: a GET mutation is 405
     )
     app.include_router(graphql, prefix=GRAPHQL_PATH)
     if settings.graphiql_enabled:
@@ -189,7 +221,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )

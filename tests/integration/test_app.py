@@ -203,9 +203,16 @@ async def test_graphiql_is_served_from_local_assets(api: Api) -> None:
     assert js.status_code == 200
 
 
-async def test_get_queries_are_refused(api: Api) -> None:
-    response = await api.client.get("/graphql", params={"query": "{ collections { name } }"})
-    assert response.status_code != 200 or "data" not in response.text
+async def test_get_runs_queries_and_refuses_mutations(api: Api) -> None:
+    query = await api.client.get("/graphql", params={"query": "{ collections { name } }"})
+    assert query.status_code == 200, query.text
+    assert "collections" in query.json()["data"]
+    mutation = await api.client.get(
+        "/graphql", params={"query": 'mutation { dropCollection(name: "absent") }'}
+    )
+    assert mutation.status_code == 405
+    assert mutation.headers["allow"] == "POST"
+    assert "data" not in mutation.json() or mutation.json()["data"] is None
 
 
 def test_committed_schema_matches_the_live_schema() -> None:

@@ -379,7 +379,8 @@ async def test_malformed_documents_keep_their_code_in_production(production: Api
 
 
 TRANSPORT = [
-    ("GET", {"params": {"query": "{ collections { name } }"}}, 400),
+    ("GET", {"params": {"query": 'mutation { dropCollection(name: "x") }'}}, 405),
+    ("GET", {"params": {"query": "{ collections { name } }", "variables": "[1"}}, 400),
     (
         "POST",
         {"content": b"{ collections { name } }", "headers": {"Content-Type": "text/plain"}},
@@ -435,6 +436,61 @@ async def test_a_transport_error_answers_a_json_graphql_error(
     [error] = body["errors"]
     assert error["extensions"]["code"] in {"BAD_USER_INPUT", "LIMIT_EXCEEDED"}
     assert SURROGATE not in error["message"]
+
+
+GRAPHQL_RESPONSE = {"Accept": "application/graphql-response+json, application/json"}
+
+
+@pytest.mark.validation
+@pytest.mark.parametrize(
+    ("method", "request_args", "code"),
+    [
+        ("POST", {"json": {"query": "{ collections { "}}, "GRAPHQL_PARSE_FAILED"),
+        ("POST", {"json": {"query": "{ nope }"}}, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "GET",
+            {
+                "params": {
+                    "query": "query ($n: String!) { collection(name: $n) { name } }",
+                    "variables": '{"n": 1}',
+                }
+            },
+            "BAD_USER_INPUT",  # variable coercion fails
+        ),
+        ("POST", {"content": b"[1, 2", "headers": {"Content-Type": "application/json"}}, None),
+    ],
+)
+async def test_a_request_error_in_graphql_response_json_is_400_with_no_data(
+    api: Api, method: str, request_args: dict[str, Any], code: str | None
+) -> None:
+    headers = {**request_args.pop("headers", {}), **GRAPHQL_RESPONSE}
+    response = await api.client.request(method, "/graphql", headers=headers, **request_args)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/graphql-response+json"
+    body = response.json()
+    assert "data" not in body
+    assert body["errors"][0]["extensions"]["code"] == (code or "BAD_USER_INPUT")
+    # The same request asking for application/json keeps 200 (or 400 for a transport error).
+    plain = await api.client.request(
+        method, "/graphql", **request_args, headers=headers | {"Accept": "application/json"}
+    )
+    assert plain.headers["content-type"].startswith("application/json")
+    assert plain.json()["data"] is None
+    assert plain.status_code == (200 if code else 400)
+
+
+async def test_a_query_over_get_takes_url_encoded_variables(api: Api) -> None:
+    response = await api.client.get(
+        "/graphql",
+        params={
+            "query": "query ($n: String!) { collection(name: $n) { name } }",
+            "variables": '{"n": "absent"}',
+        },
+        headers=GRAPHQL_RESPONSE,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/graphql-response+json"
+    assert response.json() == {"data": {"collection": None}}
 
 
 # -- properties: generated strings into every string argument and input field ---------------------

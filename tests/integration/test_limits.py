@@ -275,14 +275,21 @@ async def test_body_size_is_enforced_before_parsing(limited: Api) -> None:
         assert lying.status_code == 400
 
 
-async def test_batching_and_get_are_off(limited: Api) -> None:
+async def test_batching_and_get_mutations_are_off(limited: Api) -> None:
     with NoStoreCalls(limited):
         batch = await limited.client.post(
             "/graphql", json=[{"query": "{ collections { name } }"}] * 2
         )
         assert batch.status_code == 400
-        get = await limited.client.get("/graphql", params={"query": "{ collections { name } }"})
-        assert get.status_code in (400, 405)
+        query = await limited.client.get("/graphql", params={"query": "{ __typename }"})
+        assert query.status_code == 200
+        assert query.json() == {"data": {"__typename": "Query"}}
+        mutation = await limited.client.get(
+            "/graphql", params={"query": 'mutation { dropCollection(name: "x") }'}
+        )
+        assert mutation.status_code == 405
+        assert mutation.headers["allow"] == "POST"
+        assert mutation.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 async def post_batch(api: Api, *queries: str) -> Any:
