@@ -77,7 +77,7 @@ def validate_records(
     """Check every record; returns the valid ones (with their input index) and every problem."""
     valid: list[tuple[int, RecordData]] = []
     problems: list[Problem] = []
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str | None, str], int] = {}  # (tenant, id): each tenant owns its ids
     for index, rec in enumerate(incoming):
         reasons: list[str] = []
         record_id = rec.id
@@ -87,8 +87,8 @@ def validate_records(
             reason = check_identifier(record_id, what="id", max_length=ID_MAX_LENGTH)
             if reason:
                 reasons.append(reason)
-            elif record_id in seen:
-                reasons.append(f"duplicate id (also record {seen[record_id]})")
+            elif (rec.tenant, record_id) in seen:
+                reasons.append(f"duplicate id (also record {seen[rec.tenant, record_id]})")
         if rec.vector is None:
             reasons.append(rec.vector_error or "vector is missing")
         elif rec.vector.shape[0] != info.dimension:
@@ -116,7 +116,7 @@ def validate_records(
         if reasons:
             problems.extend(Problem(r, index=index, id=shown_id) for r in reasons)
             continue
-        seen[record_id] = index
+        seen[rec.tenant, record_id] = index
         assert rec.vector is not None
         valid.append(
             (

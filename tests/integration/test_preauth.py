@@ -205,7 +205,7 @@ async def raw_post(
     try:
         writer.write(request)
         await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), timeout=BODY_TIMEOUT + 10)  # to EOF
+        answer = await asyncio.wait_for(reader.read(), timeout=BODY_TIMEOUT + 20)  # to EOF
     finally:
         if dribbling is not None:
             dribbling.cancel()
@@ -368,8 +368,9 @@ async def test_a_slow_sender_is_cut_off(server: Server, authorized: bool) -> Non
     status, body, took = await raw_post(server, headers, b'{"query": ', trickle=True)
     code = body["errors"][0]["extensions"]["code"]
     if authorized:
-        assert (status, code) == (408, "LIMIT_EXCEEDED")
-        assert BODY_TIMEOUT - 0.5 < took < BODY_TIMEOUT + 5
+        assert (status, code) == (408, "LIMIT_EXCEEDED"), body
+        # The timeout runs from the first read of the body; a loaded machine adds to the rest.
+        assert BODY_TIMEOUT - 0.5 < took < BODY_TIMEOUT + 15
     else:
         assert (status, code) == (401, "UNAUTHENTICATED")
         assert took < FAST

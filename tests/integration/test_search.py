@@ -502,7 +502,7 @@ async def test_model_and_dimension_mismatch(api: Api, name: str) -> None:
     [
         ({"k": 0}, "BAD_USER_INPUT"),
         ({"k": 1001}, "BAD_USER_INPUT"),
-        ({"k": 600, "o": 600}, "LIMIT_EXCEEDED"),
+        ({"k": 600, "o": 600}, "BAD_USER_INPUT"),  # an argument out of range (README)
         ({"o": -1}, "BAD_USER_INPUT"),
         ({"near": "r0001"}, "BAD_USER_INPUT"),  # both vector and nearId
         ({"p": {"nprobe": 4}}, "BAD_USER_INPUT"),  # HNSW has no nprobe

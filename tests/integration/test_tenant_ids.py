@@ -635,3 +635,24 @@ async def test_processes_migrating_one_database_at_once_all_succeed(
             for e in engines:
                 await e.dispose()
     assert [tuple(r) for r in got] == [("mt", "A", 50), ("plain", "", 50)]
+
+
+async def test_one_batch_may_hold_the_same_id_in_two_tenants(tenants: Tenants) -> None:
+    """The admin writes an id for two tenants in one call: two records; the same id twice in one
+    tenant is still a duplicate."""
+    c = await tenants.collection()
+    records = [
+        {"id": "x", "tenant": "A", "vector": vec(1), "metadata": {"group": "a"}},
+        {"id": "x", "tenant": "B", "vector": vec(2), "metadata": {"group": "b"}},
+    ]
+    assert (await tenants.admin.ok(UPSERT, {"c": c, "r": records}))["upsertRecords"][
+        "upserted"
+    ] == 2
+    for caller, group in ((tenants.a, "a"), (tenants.b, "b")):
+        record = (await caller.ok(RECORD, {"c": c, "id": "x"}))["record"]
+        assert record["metadata"] == {"group": group}
+    twice = [records[0], {**records[0], "vector": vec(3)}]
+    body = await tenants.admin.post(UPSERT, {"c": c, "r": twice})
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "duplicate id (also record 0)" in error["message"]
