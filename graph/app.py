@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from strawberry.extensions import DisableIntrospection
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
@@ -41,6 +42,7 @@ from graph.transport import (
     JSON,
     HTTPException,
     check_body,
+    method_not_allowed,
     request_error_status,
     response_media_type,
     transport_error,
@@ -176,6 +178,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         openapi_url=None if settings.production else "/openapi.json",
     )
     app.state.settings = settings
+    app.add_exception_handler(StarletteHTTPException, method_not_allowed(GRAPHQL_PATH))
 
     async def get_context(request: Request) -> Context:
         return Context(

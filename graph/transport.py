@@ -16,10 +16,12 @@ errors, as the GraphQL-over-HTTP specification and its clients expect them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from cross_web import HTTPException
-from fastapi import Response
+from fastapi import Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from store.codec import dumps_json
@@ -76,6 +78,23 @@ def transport_error(error: HTTPException, *, media_type: str = JSON) -> Response
     )
 
 
+def method_not_allowed(path: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """An exception handler for the app: a method the GraphQL path does not serve (PUT, DELETE,
+    ...) answers 405 with a JSON GraphQL error too; other paths keep FastAPI's answer."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if request.url.path.rstrip("/") != path or exc.status_code != 405:
+            return await http_exception_handler(request, exc)
+        media_type = response_media_type(request.headers.get("accept"))
+        return transport_error(
+            HTTPException(405, f"{request.method} is not served here: use GET or POST"),
+            media_type=media_type,
+        )
+
+    return handle
+
+
 def check_body(data: object) -> object:
     """A decoded request body that Strawberry can read: an object, or a list for a batch
     (Strawberry fails with an ``AttributeError``, a 500, on any other JSON value)."""
@@ -90,6 +109,7 @@ __all__ = [
     "TRANSPORT_CODE",
     "HTTPException",
     "check_body",
+    "method_not_allowed",
     "request_error_status",
     "response_media_type",
     "transport_error",

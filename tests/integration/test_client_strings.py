@@ -380,6 +380,9 @@ async def test_malformed_documents_keep_their_code_in_production(production: Api
 
 TRANSPORT = [
     ("GET", {"params": {"query": 'mutation { dropCollection(name: "x") }'}}, 405),
+    ("PUT", {"json": {"query": "{ collections { name } }"}}, 405),
+    ("DELETE", {}, 405),
+    ("PATCH", {"json": {"query": "{ collections { name } }"}}, 405),
     ("GET", {"params": {"query": "{ collections { name } }", "variables": "[1"}}, 400),
     (
         "POST",
