@@ -47,8 +47,7 @@ from graph.transport import (
     response_media_type,
     transport_error,
 )
-from store import Store, StoreConfig, Unavailable
-from store.codec import dumps_json
+from store import Store, StoreConfig, Unavailable, dumps_json
 
 log = logging.getLogger("vectorql.app")
 

@@ -11,8 +11,7 @@ from strawberry.fastapi import BaseContext
 from graph.settings import Settings
 from resolvers.access import Principal
 from resolvers.limits import Limits
-from store import Store, Unauthenticated
-from store.loaders import Loaders
+from store import Loaders, Store, Unauthenticated
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import strawberry
 
-from store.records import Consistency, FieldType, IndexType, Metric
+from store import Consistency, FieldType, IndexType, Metric
 
 strawberry.enum(Metric, description="Similarity metric of a collection.")
 strawberry.enum(IndexType, description="Milvus vector index type.")

@@ -27,7 +27,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
 from graph.logs import span_ids
-from store.errors import VectorqlError
+from store import VectorqlError
 
 log = logging.getLogger("vectorql.errors")
 

@@ -14,8 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from store import Store, Unavailable
-from store.database import ping as sql_ping
+from store import Store, Unavailable, sql_ping
 
 CHECK_TIMEOUT = 3.0
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.types import Send
 
-from store.codec import dumps_json
+from store import dumps_json
 
 
 def error_body(message: str, *, code: str, extensions: dict[str, Any] | None = None) -> bytes:

@@ -7,9 +7,7 @@ from strawberry.scalars import JSON
 
 from graph.enums import FieldType, IndexType, Metric
 from graph.scalars import ParsedVector, Vector
-from store.errors import InvalidInput
-from store.ingest import IncomingRecord
-from store.records import CollectionSpec, FieldSpec, IndexSpec, ModelSpec
+from store import CollectionSpec, FieldSpec, IncomingRecord, IndexSpec, InvalidInput, ModelSpec
 
 
 @strawberry.input(description="The embedding model that made the vectors.")

@@ -42,7 +42,7 @@ from strawberry.types import ExecutionContext
 from graph.errors import classify
 from graph.logs import span_ids
 from graph.telemetry import Telemetry, untraced
-from store.text import shown
+from store import shown
 
 log = logging.getLogger("vectorql.requests")
 

@@ -38,7 +38,7 @@ from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from graph.cost import Caps, alias_count, expanded_size, operation_cost, operation_depths
 from graph.http_errors import send_error
 from graph.settings import Settings
-from store.errors import LimitExceeded, VectorqlError
+from store import LimitExceeded, VectorqlError
 
 # Fields once fragments are inlined, per allowed token: generous for real queries (a fragment
 # used a few times), fatal to exponential fragment fan-out.

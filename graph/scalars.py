@@ -9,7 +9,7 @@ import numpy as np
 import strawberry
 from strawberry.scalars import JSON
 
-from store.codec import VectorFormatError, parse_vector
+from store import VectorFormatError, parse_vector
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from graph.strings import ClientStrings
 from graph.types import Collection, DeleteResult, Record, UpsertResult
 from resolvers import collections, ingest, records, search
 from resolvers.search import QueryVector, SearchRequest
-from store.errors import InvalidInput
+from store import InvalidInput
 
 log = logging.getLogger("vectorql.schema")
 

@@ -9,8 +9,8 @@ from graph.enums import Consistency, IndexType
 from graph.types import Record
 from resolvers.search import Explain as ExplainRecord
 from resolvers.search import SearchOutcome
-from store.listing import Page, encode_cursor
-from store.search import SearchParams as SearchParamsRecord
+from store import Page, encode_cursor
+from store import SearchParams as SearchParamsRecord
 
 
 @strawberry.input(description="Search parameters; defaults favour recall.")

@@ -20,8 +20,7 @@ from strawberry.types import Info
 from strawberry.types.base import has_object_definition
 from strawberry.utils.str_converters import to_camel_case
 
-from store.errors import InvalidInput, Problem
-from store.text import identifier_problem, text_problem
+from store import InvalidInput, Problem, identifier_problem, text_problem
 
 # Python names of the arguments and input fields that identify something.
 IDENTIFIERS = frozenset(

@@ -57,8 +57,7 @@ from sqlalchemy import Engine
 
 from graph.auth import InsecureSettings
 from graph.settings import ENV_PREFIX, Settings
-from store import Store
-from store.instruments import SECONDS_BUCKETS, Instruments
+from store import SECONDS_BUCKETS, Instruments, Store
 
 log = logging.getLogger("vectorql.telemetry")
 

@@ -24,8 +24,7 @@ from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
-from store.codec import dumps_json
-from store.text import shown
+from store import dumps_json, shown
 
 TRANSPORT_CODE = "BAD_USER_INPUT"
 JSON = "application/json"

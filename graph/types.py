@@ -10,14 +10,14 @@ from strawberry.scalars import JSON
 from graph.context import Info
 from graph.enums import FieldType, IndexType, Metric
 from resolvers import collections
-from store.codec import from_bytes
-from store.records import (
+from store import (
     CollectionInfo,
     FieldSpec,
     ModelSpec,
     RecordState,
     StoredRecord,
     UpsertOutcome,
+    from_bytes,
 )
 
 

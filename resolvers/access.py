@@ -27,10 +27,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from store.errors import Forbidden, InvalidInput
-from store.ingest import IncomingRecord
-from store.keys import KeyInfo, Scope
-from store.records import CollectionInfo
+from store import CollectionInfo, Forbidden, IncomingRecord, InvalidInput, KeyInfo, Scope
 
 
 @dataclass(frozen=True, slots=True)

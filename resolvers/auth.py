@@ -23,8 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from resolvers.access import Principal
-from store.errors import Unauthenticated, Unavailable
-from store.keys import ApiKeys, StoredKey, parse_key, secret_matches
+from store import ApiKeys, StoredKey, Unauthenticated, Unavailable, parse_key, secret_matches
 
 VERIFY_CONCURRENCY = 1  # scrypt hashes at once per process: guessing costs at most one core
 WRONG_SECRETS = 32  # wrong secrets remembered per key

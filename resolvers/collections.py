@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from resolvers.access import Principal, can_see, check_collection, require, require_ddl
-from store import Store
-from store.errors import Forbidden
-from store.keys import Scope
-from store.loaders import Loaders
-from store.records import CollectionInfo, CollectionSpec, CollectionStats, IndexSpec
-from store.validation import validate_name
+from store import (
+    CollectionInfo,
+    CollectionSpec,
+    CollectionStats,
+    Forbidden,
+    IndexSpec,
+    Loaders,
+    Scope,
+    Store,
+    validate_name,
+)
 
 
 async def create_collection(

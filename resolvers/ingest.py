@@ -6,11 +6,7 @@ from collections.abc import Sequence
 
 from resolvers.access import Principal, check_collection, records_for, require, tenant_for
 from resolvers.limits import Limits
-from store import Store
-from store.errors import InvalidInput, LimitExceeded
-from store.ingest import IncomingRecord
-from store.keys import Scope
-from store.records import UpsertOutcome
+from store import IncomingRecord, InvalidInput, LimitExceeded, Scope, Store, UpsertOutcome
 
 
 async def upsert_records(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from resolvers.access import Principal, check_collection, require, tenant_for
-from store import Store
-from store.keys import Scope
-from store.records import StoredRecord
+from store import Scope, Store, StoredRecord
 
 
 async def get_record(

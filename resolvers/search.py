@@ -15,14 +15,24 @@ import numpy as np
 
 from resolvers.access import Principal, check_collection, require, tenant_for
 from resolvers.limits import Limits
-from store import Store
-from store.errors import InvalidInput, LimitExceeded, NotFound
-from store.filters import Filter, check_shape, parse_filter
-from store.keys import Scope
-from store.listing import Page
-from store.loaders import Loaders
-from store.records import CollectionInfo, Consistency, StoredRecord
-from store.search import ScoredHit, SearchParams, SearchPlan
+from store import (
+    CollectionInfo,
+    Consistency,
+    Filter,
+    InvalidInput,
+    LimitExceeded,
+    Loaders,
+    NotFound,
+    Page,
+    Scope,
+    ScoredHit,
+    SearchParams,
+    SearchPlan,
+    Store,
+    StoredRecord,
+    check_shape,
+    parse_filter,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,11 +24,20 @@ from rich.progress import (
 from graph.app import store_config
 from graph.commands.remote import ApiClient, import_through_api, local_url, server_answers
 from graph.settings import ENV_PREFIX, Settings
-from store import NotFound, Store, Unavailable, VectorqlError
-from store.errors import Forbidden, LimitExceeded, Unauthenticated
-from store.importer import ImportProgress, ImportSummary, import_jsonl
-from store.lite import lite_file_in_use
-from store.reconciler import ReconcileReport
+from store import (
+    Forbidden,
+    ImportProgress,
+    ImportSummary,
+    LimitExceeded,
+    NotFound,
+    ReconcileReport,
+    Store,
+    Unauthenticated,
+    Unavailable,
+    VectorqlError,
+    import_jsonl,
+    lite_file_in_use,
+)
 
 SHOWN_BAD_LINES = 20
 T = TypeVar("T")

@@ -15,8 +15,7 @@ from rich.table import Table
 
 from graph.app import store_config
 from graph.settings import Settings
-from store import Store, VectorqlError
-from store.keys import KeyInfo
+from store import KeyInfo, Store, VectorqlError
 
 T = TypeVar("T")
 

@@ -24,26 +24,25 @@ import httpx
 import orjson
 
 from graph.settings import Settings
-from store.codec import VectorFormatError, parse_vector
-from store.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    LimitExceeded,
-    NotFound,
-    Unauthenticated,
-    Unavailable,
-    VectorqlError,
-)
-from store.importer import (
+from store import (
     DEFAULT_BATCH,
     Batch,
     BatchOutcome,
+    Conflict,
+    Forbidden,
     ImportSummary,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
     ProgressCallback,
+    Unauthenticated,
+    Unavailable,
+    VectorFormatError,
+    VectorqlError,
     decode_line,
     first_bad,
     import_batches,
+    parse_vector,
     record_errors,
 )
 
