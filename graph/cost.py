@@ -48,11 +48,20 @@ from graphql import (
 )
 from graphql.utilities import get_operation_ast
 
+from resolvers.limits import DEFAULT_FIRST, DEFAULT_OFFSET, DEFAULT_TOP_K
+
+__all__ = [
+    "DEFAULT_FIRST",
+    "DEFAULT_OFFSET",
+    "DEFAULT_TOP_K",
+    "Caps",
+    "alias_count",
+    "expanded_size",
+    "operation_cost",
+    "operation_depths",
+]
+
 VECTOR_WEIGHT = 50
-# The schema's argument defaults (checked against the schema by a unit test).
-DEFAULT_TOP_K = 10
-DEFAULT_OFFSET = 0
-DEFAULT_FIRST = 20
 ROOT = "(root)"  # a key of ``sizes`` that no field name can be
 
 
@@ -60,9 +69,9 @@ ROOT = "(root)"  # a key of ``sizes`` that no field name can be
 class Caps:
     """The largest size each argument can take (from the settings)."""
 
-    top_k: int = 1000
-    search_batch: int = 100
-    page_size: int = 1000
+    top_k: int
+    search_batch: int
+    page_size: int
 
 
 def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:

@@ -28,8 +28,8 @@ from graph.searching import RecordConnection, SearchParams, SearchResult
 from graph.strings import ClientStrings
 from graph.types import Collection, DeleteResult, Record, UpsertResult
 from resolvers import collections, ingest, records, search
+from resolvers.limits import DEFAULT_FIRST, DEFAULT_OFFSET, DEFAULT_TOP_K
 from resolvers.search import QueryVector, SearchRequest
-from store import InvalidInput
 
 log = logging.getLogger("vectorql.schema")
 
@@ -75,11 +75,11 @@ class Query:
         info: Info,
         collection: str,
         where: Filter | None = None,
-        first: int = 20,
+        first: int = DEFAULT_FIRST,
         after: str | None = None,
         tenant: str | None = None,
     ) -> RecordConnection:
-        page = await search.list_records(
+        page = await records.list_records(
             info.context.store,
             collection=collection,
             where=where.to_dict() if where else None,
@@ -104,8 +104,8 @@ class Query:
         collection: str,
         vector: Vector | None = None,
         near_id: strawberry.ID | None = None,
-        top_k: int = 10,
-        offset: int = 0,
+        top_k: int = DEFAULT_TOP_K,
+        offset: int = DEFAULT_OFFSET,
         where: Filter | None = None,
         params: SearchParams | None = None,
         consistency: Consistency | None = None,
@@ -139,7 +139,7 @@ class Query:
         info: Info,
         collection: str,
         vectors: list[Vector],
-        top_k: int = 10,
+        top_k: int = DEFAULT_TOP_K,
         where: Filter | None = None,
         params: SearchParams | None = None,
         consistency: Consistency | None = None,
@@ -235,27 +235,15 @@ class Mutation:
         where: Filter | None = None,
         tenant: str | None = None,
     ) -> DeleteResult:
-        ctx = info.context
-        if (ids is None) == (where is None):
-            raise InvalidInput("deleteRecords takes exactly one of ids and where")
-        if where is not None:
-            deleted = await search.delete_where(
-                ctx.store,
-                collection=collection,
-                where=where.to_dict(),
-                tenant=tenant,
-                limits=ctx.limits,
-                principal=ctx.principal,
-            )
-        else:
-            deleted = await ingest.delete_records(
-                ctx.store,
-                collection=collection,
-                ids=[str(i) for i in ids or []],
-                tenant=tenant,
-                limits=ctx.limits,
-                principal=ctx.principal,
-            )
+        deleted = await ingest.delete_records(
+            info.context.store,
+            collection=collection,
+            ids=[str(i) for i in ids] if ids is not None else None,
+            where=where.to_dict() if where is not None else None,
+            tenant=tenant,
+            limits=info.context.limits,
+            principal=info.context.principal,
+        )
         return DeleteResult(deleted=deleted)
 
 

@@ -11,7 +11,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from resolvers.limits import Limits
+
 ENV_PREFIX = "VECTORQL_"
+LIMITS = Limits()  # the defaults of the limits the use cases enforce
 
 
 class Settings(BaseSettings):
@@ -71,9 +74,15 @@ class Settings(BaseSettings):
     )
 
     # Limits
-    max_top_k: int = Field(1000, ge=1, le=16384, description="Largest topK (and offset + topK).")
-    max_batch_size: int = Field(10_000, ge=1, le=100_000, description="Records per upsert.")
-    max_search_batch: int = Field(100, ge=1, le=10_000, description="Vectors per searchBatch.")
+    max_top_k: int = Field(
+        LIMITS.max_top_k, ge=1, le=16384, description="Largest topK (and offset + topK)."
+    )
+    max_batch_size: int = Field(
+        LIMITS.max_batch_size, ge=1, le=100_000, description="Records per upsert."
+    )
+    max_search_batch: int = Field(
+        LIMITS.max_search_batch, ge=1, le=10_000, description="Vectors per searchBatch."
+    )
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Request body limit.")
     body_timeout: float = Field(
         30.0, gt=0, le=3600, description="Seconds a client has to send a request body."
@@ -82,9 +91,15 @@ class Settings(BaseSettings):
     max_aliases: int = Field(15, ge=1, le=1000, description="GraphQL aliases limit.")
     max_tokens: int = Field(2000, ge=10, le=100_000, description="GraphQL tokens limit.")
     max_cost: int = Field(50_000, ge=1, description="Query cost limit (see README).")
-    max_filter_depth: int = Field(8, ge=1, le=64, description="Filter nesting limit.")
-    max_filter_list: int = Field(1000, ge=1, le=100_000, description="Items in an in/notIn list.")
-    max_page_size: int = Field(1000, ge=1, le=100_000, description="Largest `first` in records.")
+    max_filter_depth: int = Field(
+        LIMITS.max_filter_depth, ge=1, le=64, description="Filter nesting limit."
+    )
+    max_filter_list: int = Field(
+        LIMITS.max_filter_list, ge=1, le=100_000, description="Items in an in/notIn list."
+    )
+    max_page_size: int = Field(
+        LIMITS.max_page_size, ge=1, le=100_000, description="Largest `first` in records."
+    )
     max_batched_operations: int = Field(
         0,
         ge=0,

@@ -1,8 +1,14 @@
-"""The API's limits, as the use cases enforce them (built from settings by ``graph``)."""
+"""The API's limits and argument defaults, as the use cases enforce them (the limits built from
+settings by ``graph``, whose settings take their defaults from here)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# The schema's argument defaults (graph's root fields and its cost estimate use these).
+DEFAULT_TOP_K = 10
+DEFAULT_OFFSET = 0
+DEFAULT_FIRST = 20
 
 
 @dataclass(frozen=True, slots=True)

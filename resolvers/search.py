@@ -1,7 +1,6 @@
-"""Search use cases: similarity search (one or many vectors) joined with SQL records, and the
-records listing. Limits, tenancy and model identity are enforced here; the limits (topK, batch
-sizes, ``first``, the filter's depth and list sizes) before any store call, even the collection
-lookup."""
+"""Search use cases: similarity search (one or many vectors) joined with SQL records. Limits,
+tenancy and model identity are enforced here; the limits (topK, batch sizes, the filter's depth
+and list sizes) before any store call, even the collection lookup."""
 
 from __future__ import annotations
 
@@ -14,24 +13,21 @@ from typing import Any
 import numpy as np
 
 from resolvers.access import Principal, check_collection, require, tenant_for
-from resolvers.limits import Limits
+from resolvers.limits import DEFAULT_OFFSET, DEFAULT_TOP_K, Limits
+from resolvers.where import check_where_shape, parse_where
 from store import (
     CollectionInfo,
     Consistency,
-    Filter,
     InvalidInput,
     LimitExceeded,
     Loaders,
     NotFound,
-    Page,
     Scope,
     ScoredHit,
     SearchParams,
     SearchPlan,
     Store,
     StoredRecord,
-    check_shape,
-    parse_filter,
 )
 
 
@@ -48,8 +44,8 @@ class SearchRequest:
     collection: str
     vectors: Sequence[QueryVector] = ()
     near_id: str | None = None
-    top_k: int = 10
-    offset: int = 0
+    top_k: int = DEFAULT_TOP_K
+    offset: int = DEFAULT_OFFSET
     where: Mapping[str, Any] | None = None
     params: SearchParams = field(default_factory=SearchParams)
     consistency: Consistency | None = None
@@ -97,11 +93,11 @@ async def search(
     require(principal, Scope.READ, action="searchBatch" if batch else "search")
     check_collection(principal, request.collection)
     _check_limits(request, limits, batch=batch)
-    _check_where_shape(request.where, limits)
+    check_where_shape(request.where, limits)
     info = await store.collections.get(request.collection, cached=True)
     request = dataclasses.replace(request, tenant=tenant_for(principal, info, request.tenant))
     _check_model(info, request.model)
-    where = _parse_where(info, request.where, limits)
+    where = parse_where(info, request.where, limits)
     vectors, exclude = await _query_vectors(store, info, request, batch=batch)
     milvus_start = time.perf_counter()
     results, plan = await store.searcher.search(
@@ -178,26 +174,6 @@ def _check_model(info: CollectionInfo, model: str | None) -> None:
         )
 
 
-def _check_where_shape(where: Mapping[str, Any] | None, limits: Limits) -> None:
-    """The filter's depth and list sizes, which need no schema: checked before the collection
-    lookup, so an over-limit filter costs no SQL read even when the registry cache is cold."""
-    if where is not None:
-        check_shape(where, max_depth=limits.max_filter_depth, max_list=limits.max_filter_list)
-
-
-def _parse_where(
-    info: CollectionInfo, where: Mapping[str, Any] | None, limits: Limits
-) -> Filter | None:
-    if where is None:
-        return None
-    return parse_filter(
-        where,
-        fields=info.fields,
-        max_depth=limits.max_filter_depth,
-        max_list=limits.max_filter_list,
-    )
-
-
 async def _query_vectors(
     store: Store, info: CollectionInfo, request: SearchRequest, *, batch: bool
 ) -> tuple[list[np.ndarray], str | None]:
@@ -234,53 +210,3 @@ async def _join(
         [Hit(h.id, h.score, h.distance, rec) for h in hits if (rec := by_id.get(h.id)) is not None]
         for hits in results
     ]
-
-
-async def list_records(
-    store: Store,
-    *,
-    collection: str,
-    where: Mapping[str, Any] | None,
-    tenant: str | None,
-    first: int,
-    after: str | None,
-    limits: Limits,
-    principal: Principal,
-) -> Page:
-    require(principal, Scope.READ, action="records")
-    check_collection(principal, collection)
-    if not 0 <= first <= limits.max_page_size:
-        raise InvalidInput(f"first must be in 0..{limits.max_page_size}, got {first}")
-    _check_where_shape(where, limits)
-    info = await store.collections.get(collection, cached=True)
-    tenant = tenant_for(principal, info, tenant)
-    return await store.lister.page(
-        info, where=_parse_where(info, where, limits), tenant=tenant, first=first, after=after
-    )
-
-
-async def delete_where(
-    store: Store,
-    *,
-    collection: str,
-    where: Mapping[str, Any],
-    tenant: str | None,
-    limits: Limits,
-    principal: Principal,
-) -> int:
-    """Delete every record matching ``where`` (in chunks of the batch limit)."""
-    require(principal, Scope.WRITE, action="deleteRecords")
-    check_collection(principal, collection)
-    _check_where_shape(where, limits)
-    info = await store.collections.get(collection)
-    tenant = tenant_for(principal, info, tenant)
-    parsed = _parse_where(info, where, limits)
-    assert parsed is not None
-    total = 0
-    while True:
-        ids = await store.lister.matching_ids(
-            info, where=parsed, tenant=tenant, limit=limits.max_batch_size
-        )
-        if not ids:
-            return total
-        total += await store.writer.delete(info, ids, tenant)
