@@ -84,7 +84,7 @@ class Gatekeeper:
 
     def __init__(self, settings: Settings) -> None:
         self.mode = settings.auth_mode
-        self.authenticator = Authenticator()
+        self.authenticator = Authenticator(cache_seconds=settings.key_cache_seconds)
         self.limiter = RateLimiter(
             rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         )

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     max_top_k: int = Field(
         LIMITS.max_top_k, ge=1, le=16384, description="Largest topK (and offset + topK)."
     )
+    key_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="Seconds a verified API key is trusted before its row is read again "
+        "(a revoked key stops working within this time).",
+    )
     max_batch_size: int = Field(
         LIMITS.max_batch_size, ge=1, le=100_000, description="Records per upsert."
     )
