@@ -32,7 +32,7 @@ from graph.logs import log_handler
 from graph.telemetry import Telemetry
 from store.keys import parse_key
 from tests.conftest import Api, make_settings, running_api
-from tests.unit.test_deploy import METRICS
+from tests.deploy import METRICS
 
 DIM = 8
 TOKEN = "metrics-token-for-tests"

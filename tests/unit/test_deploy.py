@@ -3,8 +3,9 @@
 No Docker engine is needed: the compose file is checked against the Compose specification's JSON
 schema (vendored by check-jsonschema), and against the rules of this project: every service has a
 healthcheck, every dependency waits for a healthy service, the API's ``VECTORQL_*`` variables are
-real settings, and the Prometheus, collector and Grafana files agree with the compose file. When a
-compose CLI or ``promtool`` is installed, they check the same files too.
+real settings, and the Prometheus, collector and Grafana files agree with the compose file. The
+real tools (a compose CLI, ``promtool``) check the same files in
+tests/integration/test_deploy_tools.py.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
@@ -27,31 +26,9 @@ from pydantic import ValidationError
 
 from graph.settings import ENV_PREFIX, Settings, describe_error
 from graph.telemetry import check_metrics
-from tests.conftest import REQUIRE_BACKENDS
+from tests.deploy import COMPOSE_FILE, DEPLOY, METRICS, OPERATOR_ENV, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-DEPLOY = ROOT / "deploy"
 API = "vectorql"
-
-# What an operator exports before `docker compose up` (the file requires these, with no default).
-OPERATOR_ENV = {
-    "POSTGRES_PASSWORD": "test-password",
-    "GRAFANA_ADMIN_PASSWORD": "test-admin",
-    "VECTORQL_METRICS_TOKEN": "test-metrics-token",
-}
-
-# The Prometheus names the API exposes; the dashboard shows each one.
-METRICS = (
-    "vectorql_requests_total",
-    "vectorql_request_duration_seconds",
-    "vectorql_search_duration_seconds",
-    "vectorql_ingested_records_total",
-    "vectorql_upsert_batch_size",
-    "vectorql_reconciler_pending",
-    "vectorql_backend_errors_total",
-    "vectorql_loader_batch_size",
-)
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, $NAME and $$ (a "$").
 _VARIABLE = re.compile(
@@ -427,71 +404,3 @@ def test_the_dashboard_shows_every_metric() -> None:
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     exprs = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
     assert not [m for m in METRICS if m not in exprs]
-
-
-# --- the real tools, where installed --------------------------------------------------------------
-
-
-def compose_clis() -> list[list[str]]:
-    clis = []
-    if shutil.which("docker"):
-        plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-        if plugin.returncode == 0:
-            clis.append(["docker", "compose"])
-    if shutil.which("docker-compose"):
-        clis.append(["docker-compose"])
-    return clis
-
-
-def tool_missing(what: str) -> None:
-    """Skip, or fail under VECTORQL_TEST_REQUIRE_BACKENDS=1 (CI): ``make test`` installs it."""
-    message = f"{what} is not installed (make test installs it from Debian's packages as root)"
-    if REQUIRE_BACKENDS:
-        pytest.fail(f"{message}; VECTORQL_TEST_REQUIRE_BACKENDS=1 requires it", pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.mark.parametrize(
-    "cli", compose_clis() or [None], ids=lambda cli: " ".join(cli) if cli else "none"
-)
-def test_the_compose_cli_accepts_the_file(cli: list[str] | None) -> None:
-    if cli is None:
-        tool_missing("a docker compose CLI (docker-compose or the docker compose plugin)")
-        return
-    env = {**os.environ, **OPERATOR_ENV}
-    result = subprocess.run(
-        [*cli, "--file", str(COMPOSE_FILE), "config", "--quiet"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["check", "config", "prometheus.yml"],
-        ["check", "rules", "prometheus-rules.yml"],
-        ["test", "rules", "prometheus-rules.test.yml"],
-    ],
-    ids=" ".join,
-)
-def test_promtool_accepts_the_prometheus_files(args: list[str], tmp_path: Path) -> None:
-    if shutil.which("promtool") is None:
-        tool_missing("promtool (Debian's prometheus package)")
-    # promtool checks that the token file exists: the container writes it at start, so check a
-    # copy of the directory whose config points at a token file that exists here.
-    directory = tmp_path / "deploy"
-    shutil.copytree(DEPLOY, directory)
-    config = directory / "prometheus.yml"
-    token = directory / "vectorql-metrics-token"
-    token.write_text("test-metrics-token")
-    config.write_text(config.read_text().replace("/prometheus/vectorql-metrics-token", str(token)))
-    result = subprocess.run(
-        ["promtool", *args], cwd=directory, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
