@@ -1,4 +1,5 @@
-"""The FastAPI application factory: ``create_app(settings)``."""
+"""The composition root: ``create_app(settings)`` builds the store, the telemetry, the schema and
+the HTTP layer from one ``Settings`` and wires them together."""
 
 from __future__ import annotations
 
@@ -7,47 +8,37 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from strawberry.extensions import DisableIntrospection
-from strawberry.fastapi import GraphQLRouter
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.types.execution import ExecutionResult
-from strawberry.types.unset import UNSET
 
-from graph.auth import AuthGate, Gatekeeper, admitted, check_exposure
-from graph.context import Context
-from graph.examples import examples_directory
-from graph.graphiql import assets_directory, graphiql_html
-from graph.health import health_router
-from graph.instrumentation import OperationSpan, TelemetryMiddleware
-from graph.landing import landing_router, serving_line
-from graph.limits import (
+from graph.http import (
+    ASSETS_PATH,
+    AuthGate,
     BodySizeLimit,
     ExtensionFactory,
-    decode_json,
+    Gatekeeper,
+    OperationSpan,
+    TelemetryMiddleware,
+    VectorqlRouter,
+    admitted,
+    assets_directory,
+    check_exposure,
+    examples_directory,
+    health_router,
+    landing_router,
     limit_extensions,
+    method_not_allowed,
+    serving_line,
 )
 from graph.logs import configure_logging
-from graph.production import ProductionErrors
-from graph.schema import build_schema
+from graph.schema import Context, ProductionErrors, build_schema
 from graph.settings import Settings
 from graph.telemetry import Telemetry, check_metrics, metrics_router, serves_metrics
-from graph.transport import (
-    JSON,
-    HTTPException,
-    check_body,
-    method_not_allowed,
-    request_error_status,
-    response_media_type,
-    transport_error,
-)
-from store import Store, StoreConfig, Unavailable, dumps_json
+from store import Store, StoreConfig, Unavailable
 
 log = logging.getLogger("vectorql.app")
 
@@ -66,54 +57,8 @@ def store_config(settings: Settings) -> StoreConfig:
 
 
 GRAPHQL_PATH = "/graphql"
-ASSETS_PATH = "/graphiql-assets"
 BACKLOG_INTERVAL = 15.0  # seconds between reads of the reconciler backlog for OTLP export
 SQL_RETRY_INTERVAL = 2.0  # seconds between attempts to reach a SQL database down at start
-
-
-class VectorqlRouter(GraphQLRouter[Context, None]):
-    """Serves GraphiQL from vectorql's own static files (no CDN: it works offline), and
-    GraphQL over HTTP with the media types and statuses of ``graph.transport``."""
-
-    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        keys = request.app.state.settings.auth_mode == "apikey"  # placeholder key only then
-        return HTMLResponse(
-            graphiql_html(keys=keys, endpoint=request.url.path, assets_path=ASSETS_PATH)
-        )
-
-    def decode_json(self, data: str | bytes) -> object:
-        return check_body(decode_json(data))  # bounded nesting: see graph.limits
-
-    async def process_result(
-        self, request: Request, result: ExecutionResult
-    ) -> GraphQLHTTPResponse:
-        response = await super().process_result(request, result)
-        if response_media_type(request.headers.get("accept")) == JSON:
-            return response
-        status = request_error_status(response)
-        if status is None:
-            return response
-        # Read back by ``run``, which sets the status of a single result.
-        request.state.request_errors = [*getattr(request.state, "request_errors", []), status]
-        return {key: value for key, value in response.items() if key != "data"}  # type: ignore[return-value]  # a TypedDict without one of its keys
-
-    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        media_type = response_media_type(request.headers.get("accept"))
-        try:
-            response = await super().run(request, context=context, root_value=root_value)
-        except HTTPException as e:  # answered as JSON GraphQL errors, not text/plain
-            return transport_error(e, media_type=media_type)
-        # A JSON result (not the GraphiQL page) in the media type the client asked for.
-        is_result = isinstance(response, Response) and response.headers.get("content-type") == JSON
-        if media_type != JSON and is_result:
-            response.headers["content-type"] = media_type
-            statuses = getattr(request.state, "request_errors", [])
-            if len(statuses) == 1 and not response.body.startswith(b"["):  # a batch stays 200
-                response.status_code = statuses[0]
-        return response
-
-    def encode_json(self, data: object) -> bytes:
-        return dumps_json(data)
 
 
 def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:

@@ -17,6 +17,11 @@ ENV_PREFIX = "VECTORQL_"
 LIMITS = Limits()  # the defaults of the limits the use cases enforce
 
 
+class InsecureSettings(ValueError):
+    """Settings that would expose data (auth off on an address others can reach, an unguarded
+    metrics page), and that was not explicitly allowed."""
+
+
 class Settings(BaseSettings):
     """Every setting has a working default: embedded Milvus Lite and SQLite under ``./data/``."""
 
@@ -72,17 +77,17 @@ class Settings(BaseSettings):
     auth_failure_burst: int = Field(
         20, ge=1, description="Refused requests per client address before it is throttled."
     )
-
-    # Limits
-    max_top_k: int = Field(
-        LIMITS.max_top_k, ge=1, le=16384, description="Largest topK (and offset + topK)."
-    )
     key_cache_seconds: float = Field(
         2.0,
         ge=0,
         le=3600,
         description="Seconds a verified API key is trusted before its row is read again "
         "(a revoked key stops working within this time).",
+    )
+
+    # Limits
+    max_top_k: int = Field(
+        LIMITS.max_top_k, ge=1, le=16384, description="Largest topK (and offset + topK)."
     )
     max_batch_size: int = Field(
         LIMITS.max_batch_size, ge=1, le=100_000, description="Records per upsert."

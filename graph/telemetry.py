@@ -3,8 +3,8 @@
 Nothing here touches OpenTelemetry's process-global providers. ``create_app`` builds a
 ``Telemetry`` and hands its providers down: to the store (``store.instruments.Instruments``), to the
 SQL instrumentation of the store's engine, to the request middleware and the GraphQL extension
-(``graph.instrumentation``); the app shuts it down when it stops. Tests build one with an in-memory
-span exporter and pass it to ``create_app``.
+(``graph.http.instrumentation``); the app shuts it down when it stops. Tests build one with an
+in-memory span exporter and pass it to ``create_app``.
 
 - ``VECTORQL_OTEL_EXPORTER``: ``none`` (default: nothing leaves the process; spans are not
   recorded, but their trace ids still tie log lines together), ``console`` (spans and, every
@@ -55,8 +55,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from graph.auth import InsecureSettings
-from graph.settings import ENV_PREFIX, Settings
+from graph.settings import ENV_PREFIX, InsecureSettings, Settings
 from store import SECONDS_BUCKETS, Instruments, Store
 
 log = logging.getLogger("vectorql.telemetry")

@@ -2,9 +2,9 @@
 # Re-vendor the GraphiQL page's browser assets into graph/static/graphiql/ from the npm registry.
 #
 # The versions are the ones Strawberry's own GraphiQL template loads from a CDN
-# (strawberry/static/graphiql.html); graph/graphiql.py pins the same files with the same sha384
+# (strawberry/static/graphiql.html); graph/http/graphiql.py pins the same files with the same sha384
 # integrity values. To move to other versions: change the versions below, run this script, then
-# update ASSETS (paths and integrity values, printed at the end) in graph/graphiql.py and the
+# update ASSETS (paths and integrity values, printed at the end) in graph/http/graphiql.py and the
 # README.md next to the assets.
 #
 # Usage: scripts/vendor_graphiql.sh            (needs npm, tar, openssl, base64)

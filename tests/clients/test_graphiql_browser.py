@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from graph.first_session import first_session
-from graph.graphiql import NO_HEADERS
+from graph.http.first_session import first_session
+from graph.http.graphiql import NO_HEADERS
 from tests.clients.conftest import ARTIFACTS, EXAMPLES, LiveServer, tool_missing
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graph.errors import EXPOSED_CODES
+from graph.schema.errors import EXPOSED_CODES
 from graph.schema import build_schema
 from tests.conftest import Api, make_settings, running_api
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from graph.first_session import first_session
-from graph.graphiql import KEY_HEADERS, NO_HEADERS
+from graph.http.first_session import first_session
+from graph.http.graphiql import KEY_HEADERS, NO_HEADERS
 from tests.conftest import make_settings, running_api
 from tests.unit.test_graphiql import _config
 

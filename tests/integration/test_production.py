@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from graph.app import create_app
-from graph.auth import InsecureSettings
+from graph.settings import InsecureSettings
 from tests.conftest import Api, make_settings, running_api
 
 TYPO = "{ colections { name } }"

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.graphql import nodes
 
-from graph.errors import EXPOSED_CODES
+from graph.schema.errors import EXPOSED_CODES
 from graph.schema import build_schema
 
 POSITIVE_EXAMPLES = 70

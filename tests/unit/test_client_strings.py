@@ -1,5 +1,5 @@
-"""The string rule (``store.text``), its place at the edge (``graph.strings``), and the schema's
-net for exceptions that escape an extension's hook (``graph.schema.VectorqlSchema``)."""
+"""The string rule (``store.text``), its place at the edge (``graph.schema.strings``), and the
+schema's net for exceptions that escape an extension's hook (``graph.schema.VectorqlSchema``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from strawberry.extensions import SchemaExtension
 
 from graph.schema import Mutation, Query, build_schema
-from graph.strings import ClientStrings
+from graph.schema.strings import ClientStrings
 from store.fields import FieldValueError, parse_datetime
 from store.text import identifier_problem, shown, text_problem
 

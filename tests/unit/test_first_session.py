@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from graph.first_session import Example, first_session
+from graph.http.first_session import Example, first_session
 from tests.readme import FIRST_SESSION, README, graphql_examples, section
 
 

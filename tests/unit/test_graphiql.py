@@ -15,8 +15,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 
-from graph.first_session import Example, first_session
-from graph.graphiql import (
+from graph.http.first_session import Example, first_session
+from graph.http.graphiql import (
     ASSETS,
     KEY_HEADERS,
     NO_HEADERS,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from graphql import GraphQLError, GraphQLList, GraphQLNonNull, GraphQLObjectType, parse
 
-from graph.auth import InsecureSettings, bearer_key, check_exposure
-from graph.cost import (
+from graph.http.auth import bearer_key, check_exposure
+from graph.http.cost import (
     DEFAULT_FIRST,
     DEFAULT_OFFSET,
     DEFAULT_TOP_K,
@@ -20,9 +20,10 @@ from graph.cost import (
     expanded_size,
     operation_cost,
 )
-from graph.limits import MAX_JSON_DEPTH, decode_json
-from graph.production import harden, without_suggestions
+from graph.http.limits import MAX_JSON_DEPTH, decode_json
 from graph.schema import build_schema
+from graph.schema.production import harden, without_suggestions
+from graph.settings import InsecureSettings
 from resolvers.access import Principal, can_see, records_for, require, require_ddl, tenant_for
 from resolvers.ratelimit import RateLimiter, retry_after
 from store.errors import Forbidden, InvalidInput, Unauthenticated
@@ -331,7 +332,7 @@ def test_production_errors_drop_suggestions_and_unknown_codes() -> None:
 def test_valid_documents_is_a_bounded_lru() -> None:
     from graphql import parse
 
-    from graph.limits import ValidDocuments
+    from graph.http.limits import ValidDocuments
 
     valid = ValidDocuments(maxsize=2)
     documents = {q: parse(f"{{ {q} }}") for q in "abc"}

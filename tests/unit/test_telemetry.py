@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from graph.instrumentation import _describe, _outcome_of_status
+from graph.http.instrumentation import _describe, _outcome_of_status
 from graph.logs import log_handler
 from graph.schema import build_schema
 from graph.telemetry import Telemetry, _otlp_http_endpoint

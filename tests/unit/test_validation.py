@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from graphql import GraphQLError, GraphQLSyntaxError, Source
 
-from graph.errors import map_error
+from graph.schema.errors import map_error
 from store.errors import Conflict, InvalidInput, NotFound, Problem, Unavailable
 from store.records import CollectionSpec, FieldSpec, FieldType, IndexSpec, IndexType
 from store.validation import validate_collection, validate_index

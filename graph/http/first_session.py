@@ -29,7 +29,7 @@ class Example:
 
 
 def source_path() -> Path:
-    return Path(__file__).resolve().parent / "static" / "first-session.toml"
+    return Path(__file__).resolve().parents[1] / "static" / "first-session.toml"
 
 
 def _operation_name(query: str) -> str:

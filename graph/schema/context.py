@@ -18,7 +18,7 @@ from store import Loaders, Store, Unauthenticated
 class Context(BaseContext):
     store: Store
     settings: Settings
-    # Admitted by the HTTP gate (graph.auth) before the body was read.
+    # Admitted by the HTTP gate (graph.http.auth) before the body was read.
     caller: Principal | None = None
     loaders: Loaders = field(init=False)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
-from graph.enums import FieldType, IndexType, Metric
-from graph.scalars import ParsedVector, Vector
+from graph.schema.enums import FieldType, IndexType, Metric
+from graph.schema.scalars import ParsedVector, Vector
 from store import CollectionSpec, FieldSpec, IncomingRecord, IndexSpec, InvalidInput, ModelSpec
 
 

@@ -5,7 +5,7 @@ plugin from unpkg and is blank without internet. This page is the same page (sam
 same files, same sha384 integrity values) with the assets vendored under ``graph/static/graphiql/``
 (see the README there; ``scripts/vendor_graphiql.sh`` refreshes them), minus the subscription /
 websocket parts, plus the README's first-session operations as tabs with their variables
-(``graph/first_session.py``) and, when the server requires API keys, an ``Authorization``
+(``graph/http/first_session.py``) and, when the server requires API keys, an ``Authorization``
 placeholder in the headers editor.
 
 Mount the assets with ``StaticFiles(directory=assets_directory())`` at ``assets_path``.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from graph.first_session import Example, first_session
+from graph.http.first_session import Example, first_session
 
 __all__ = [
     "ASSETS",
@@ -261,7 +261,7 @@ _SCRIPT = """\
 
 def assets_directory() -> Path:
     """The directory of vendored assets, to mount with ``StaticFiles(directory=...)``."""
-    return Path(__file__).resolve().parent / "static" / "graphiql"
+    return Path(__file__).resolve().parents[1] / "static" / "graphiql"
 
 
 def _script_json(value: object) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import orjson
 
+from graph.app import GRAPHQL_PATH
 from graph.settings import Settings
 from store import (
     DEFAULT_BATCH,
@@ -46,7 +47,6 @@ from store import (
     record_errors,
 )
 
-GRAPHQL_PATH = "/graphql"
 PROBE_TIMEOUT = 2.0
 REQUEST_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 RATE_LIMIT_RETRIES = 5

@@ -39,8 +39,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
-from graph.errors import classify
 from graph.logs import span_ids
+from graph.schema import classify
 from graph.telemetry import Telemetry, untraced
 from store import shown
 

@@ -35,8 +35,8 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 
-from graph.cost import Caps, alias_count, expanded_size, operation_cost, operation_depths
-from graph.http_errors import send_error
+from graph.http.cost import Caps, alias_count, expanded_size, operation_cost, operation_depths
+from graph.http.errors import send_error
 from graph.settings import Settings
 from store import LimitExceeded, VectorqlError
 

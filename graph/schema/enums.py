@@ -1,7 +1,7 @@
 """GraphQL enums: the store's own enums, registered with Strawberry under the contract's names.
 
-Import this module before using the enums in Strawberry types (``graph.types`` and
-``graph.inputs`` do), so the store's enum classes carry their GraphQL definitions.
+Import this module before using the enums in Strawberry types (``graph.schema.types`` and
+``graph.schema.inputs`` do), so the store's enum classes carry their GraphQL definitions.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from graph.settings import ENV_PREFIX, Settings, describe_error
+from graph.settings import ENV_PREFIX, InsecureSettings, Settings, describe_error
 
 cli = typer.Typer(help="vectorql: a GraphQL API for embeddings.", no_args_is_help=True)
 
@@ -50,7 +50,7 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
-    from graph.auth import InsecureSettings, check_exposure
+    from graph.http import check_exposure
     from graph.telemetry import check_metrics
 
     try:
@@ -76,7 +76,7 @@ def serve(
         reload=reload,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's loggers go through graph.logs like every other
-        access_log=False,  # replaced by the request line (graph.instrumentation)
+        access_log=False,  # replaced by the request line (graph.http.instrumentation)
         proxy_headers=True,
     )
 
@@ -128,7 +128,7 @@ def import_(
     and a line without an id always gets the same id. While `vectorql serve` holds the default
     Milvus Lite file, the import goes through that server's API (as with --url).
     """
-    from graph.commands.importing import run_import
+    from graph.cli.importing import run_import
 
     settings = load_settings()
     code = run_import(
@@ -150,7 +150,7 @@ def reconcile(
     ] = False,
 ) -> None:
     """Run one reconciler pass: index pending rows, finish deletes, remove Milvus orphans."""
-    from graph.commands.importing import run_reconcile
+    from graph.cli.importing import run_reconcile
 
     raise typer.Exit(run_reconcile(load_settings(), full=full))
 
@@ -177,7 +177,7 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
 ) -> None:
     """Create a key and print it once (only a salted hash is stored)."""
-    from graph.commands.keys import run_create
+    from graph.cli.keys import run_create
 
     raise typer.Exit(
         run_create(load_settings(), scope=scope, tenant=tenant, collections=collection, name=name)
@@ -189,7 +189,7 @@ def keys_list(
     json_: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """List keys (never their secrets), revoked ones included."""
-    from graph.commands.keys import run_list
+    from graph.cli.keys import run_list
 
     raise typer.Exit(run_list(load_settings(), as_json=json_))
 
@@ -199,7 +199,7 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (see `keys list`).")],
 ) -> None:
     """Revoke a key: servers refuse it within seconds."""
-    from graph.commands.keys import run_revoke
+    from graph.cli.keys import run_revoke
 
     raise typer.Exit(run_revoke(load_settings(), key_id=key_id))
 

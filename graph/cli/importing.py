@@ -1,5 +1,5 @@
 """``vectorql import`` and ``vectorql reconcile``: the store opened from the server's settings (or,
-for an import, a running server's API: ``graph.commands.remote``), a progress bar, and a summary a
+for an import, a running server's API: ``graph.cli.remote``), a progress bar, and a summary a
 person can act on."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from graph.app import store_config
-from graph.commands.remote import ApiClient, import_through_api, local_url, server_answers
+from graph.cli.remote import ApiClient, import_through_api, local_url, server_answers
 from graph.settings import ENV_PREFIX, Settings
 from store import (
     Forbidden,

@@ -1,7 +1,7 @@
 """Production mode's error hygiene: no schema hints for strangers, no undocumented codes.
 
 Introspection and GraphiQL are switched off by the app factory; this extension rewrites the errors
-of every operation (after ``graph.errors.ErrorMapping`` has given each its code):
+of every operation (after ``graph.schema.errors.ErrorMapping`` has given each its code):
 
 - graphql-core's suggestions (``Did you mean 'collections'?``) are cut from messages, so the schema
   cannot be recovered field by field with introspection off;
@@ -19,7 +19,7 @@ from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult
 
-from graph.errors import EXPOSED_CODES
+from graph.schema.errors import EXPOSED_CODES
 
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 

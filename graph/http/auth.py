@@ -20,8 +20,8 @@ import logging
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from graph.http_errors import send_error
-from graph.settings import ENV_PREFIX, Settings
+from graph.http.errors import send_error
+from graph.settings import ENV_PREFIX, InsecureSettings, Settings
 from resolvers.access import Principal
 from resolvers.auth import Authenticator
 from resolvers.ratelimit import RateLimiter, retry_after
@@ -31,10 +31,6 @@ log = logging.getLogger("vectorql.auth")
 
 PRINCIPAL_KEY = "vectorql.principal"  # where the gate leaves the admitted caller in the scope
 STATUS = {"UNAUTHENTICATED": 401, "LIMIT_EXCEEDED": 429, "UNAVAILABLE": 503}
-
-
-class InsecureSettings(ValueError):
-    """Auth is off on an address others can reach, and that was not explicitly allowed."""
 
 
 def check_exposure(settings: Settings) -> str | None:

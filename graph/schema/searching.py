@@ -5,8 +5,8 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
-from graph.enums import Consistency, IndexType
-from graph.types import Record
+from graph.schema.enums import Consistency, IndexType
+from graph.schema.types import Record
 from resolvers.search import Explain as ExplainRecord
 from resolvers.search import SearchOutcome
 from store import Page, encode_cursor

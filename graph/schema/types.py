@@ -7,8 +7,8 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from graph.context import Info
-from graph.enums import FieldType, IndexType, Metric
+from graph.schema.context import Info
+from graph.schema.enums import FieldType, IndexType, Metric
 from resolvers import collections
 from store import (
     CollectionInfo,

@@ -16,7 +16,7 @@ def examples_directory() -> Path:
 
     Raises ``FileNotFoundError`` naming the setting when there is none (an installed wheel).
     """
-    directory = Path(__file__).resolve().parents[1] / "examples" / "web"
+    directory = Path(__file__).resolve().parents[2] / "examples" / "web"
     if not (directory / "index.html").is_file():
         raise FileNotFoundError(
             f"VECTORQL_EXAMPLES is on but {directory} does not exist: the example page ships with "

@@ -10,7 +10,7 @@
 Every error of an operation passes here, even one raised by an extension's hook (the schema makes
 it the operation's result: ``graph.schema.VectorqlSchema``). Requests that never become an
 operation (wrong method or content type, a body that is not a JSON object) answer
-``BAD_USER_INPUT`` in a JSON GraphQL error body (``graph.transport``).
+``BAD_USER_INPUT`` in a JSON GraphQL error body (``graph.http.transport``).
 """
 
 from __future__ import annotations
