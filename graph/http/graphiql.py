@@ -1,8 +1,9 @@
 """The GraphiQL page, served with its browser assets from this package instead of a CDN.
 
 Strawberry's own page (``strawberry/static/graphiql.html``) loads React, GraphiQL and the explorer
-plugin from unpkg and is blank without internet. This page is the same page (same asset versions,
-same files, same sha384 integrity values) with the assets vendored under ``graph/static/graphiql/``
+plugin from unpkg and is blank without internet. This page (the template
+``graph/templates/graphiql.html``) is the same page (same asset versions, same files, same sha384
+integrity values) with the assets vendored under ``graph/static/graphiql/``
 (see the README there; ``scripts/vendor_graphiql.sh`` refreshes them), minus the subscription /
 websocket parts, plus the README's first-session operations as tabs with their variables
 (``graph/http/first_session.py``) and, when the server requires API keys, an ``Authorization``
@@ -17,7 +18,9 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from string import Template
 
 from graph.http.first_session import Example, first_session
 
@@ -114,149 +117,13 @@ def welcome(*, keys: bool) -> str:
     return _WELCOME.format(keys=_WELCOME_KEYS if keys else "")
 
 
-# An inline SVG favicon (the xmlns is an XML namespace name, not something fetched).
-_FAVICON = (
-    "data:image/svg+xml,<svg xmlns=%22http://www.w3.org/2000/svg%22 viewBox=%220 0 100 100%22>"
-    "<text y=%22.9em%22 font-size=%2280%22>%F0%9F%94%8E</text></svg>"
-)
-
-_STYLE = """\
-      body {
-        height: 100%;
-        margin: 0;
-        width: 100%;
-        overflow: hidden;
-      }
-
-      #graphiql {
-        height: 100vh;
-        display: flex;
-      }
-
-      .docExplorerHide {
-        display: none;
-      }
-
-      .doc-explorer-contents {
-        overflow-y: hidden !important;
-      }
-
-      .docExplorerWrap {
-        width: unset !important;
-        min-width: unset !important;
-      }
-
-      .graphiql-explorer-actions select {
-        margin-left: 4px;
-      }"""
-
-# Strawberry's inline script without subscriptions, with the endpoint, tabs and headers injected.
-# URL sharing (?q=, ?variables=, ?headers=) works as in Strawberry's page; without such parameters
-# the example tabs are preloaded (GraphiQL only uses them while nothing is stored in localStorage).
-_SCRIPT = """\
-      const CONFIG = __CONFIG__;
-
-      // Parse URL parameters for sharing queries
-      const parameters = {};
-
-      for (const entry of window.location.search.slice(1).split("&")) {
-        const eq = entry.indexOf("=");
-        if (eq >= 0) {
-          parameters[decodeURIComponent(entry.slice(0, eq))] =
-            decodeURIComponent(entry.slice(eq + 1));
-        }
-      }
-
-      function updateURL(data) {
-        Object.assign(parameters, data);
-
-        const newSearch =
-          "?" +
-          Object.keys(parameters)
-            .filter(function (key) {
-              return Boolean(parameters[key]);
-            })
-            .map(function (key) {
-              return (
-                encodeURIComponent(key) +
-                "=" +
-                encodeURIComponent(parameters[key])
-              );
-            })
-            .join("&");
-        history.replaceState(null, null, newSearch);
-      }
-
-      const fetchURL = new URL(CONFIG.endpoint, window.location.href).toString();
-
-      const fetcherHeaders = {};
-      const csrfToken = Cookies.get("csrftoken");
-
-      if (csrfToken) {
-        fetcherHeaders["x-csrftoken"] = csrfToken;
-      }
-
-      const fetcher = GraphiQL.createFetcher({
-        url: fetchURL,
-        headers: fetcherHeaders,
-      });
-
-      const shared = Boolean(parameters.q || parameters.variables || parameters.headers);
-      const defaultTabs =
-        shared || CONFIG.tabs.length === 0
-          ? undefined
-          : CONFIG.tabs.map(function (tab) {
-              return {
-                query: tab.query,
-                variables: tab.variables,
-                headers: CONFIG.defaultHeaders,
-              };
-            });
-
-      function GraphiQLWithExplorer() {
-        const [query, setQuery] = React.useState(parameters.q);
-        const [variables, setVariables] = React.useState(
-          parameters.variables,
-        );
-        const [headers, setHeaders] = React.useState(parameters.headers);
-
-        function onEditQuery(newQuery) {
-          setQuery(newQuery);
-          updateURL({ q: newQuery });
-        }
-
-        function onEditVariables(newVariables) {
-          setVariables(newVariables);
-          updateURL({ variables: newVariables });
-        }
-
-        function onEditHeaders(newHeaders) {
-          setHeaders(newHeaders);
-        }
-
-        const explorerPlugin = GraphiQLPluginExplorer.explorerPlugin();
-
-        return React.createElement(GraphiQL, {
-          fetcher: fetcher,
-          defaultEditorToolsVisibility: "headers",
-          plugins: [explorerPlugin],
-          query: query,
-          variables: variables,
-          headers: headers,
-          defaultQuery: CONFIG.defaultQuery,
-          defaultHeaders: CONFIG.defaultHeaders,
-          defaultTabs: defaultTabs,
-          onEditQuery: onEditQuery,
-          onEditVariables: onEditVariables,
-          onEditHeaders: onEditHeaders,
-          inputValueDeprecation: true,
-          isHeadersEditorEnabled: true,
-          shouldPersistHeaders: CONFIG.persistHeaders,
-        });
-      }
-
-      const root = ReactDOM.createRoot(document.getElementById("graphiql"));
-      root.render(React.createElement(GraphiQLWithExplorer));"""
+@cache
+def _page() -> Template:
+    """The page itself, ``graph/templates/graphiql.html``: Strawberry's page without the
+    subscription parts, with ``$$title``, the asset tags and the ``CONFIG`` object filled in."""
+    return Template(
+        (Path(__file__).resolve().parents[1] / "templates" / "graphiql.html").read_text()
+    )
 
 
 def assets_directory() -> Path:
@@ -325,31 +192,10 @@ def graphiql_html(
         ],
         "persistHeaders": persist_headers,
     }
-    head = "\n".join(_tag(a, prefix) for a in ASSETS if a.kind == "head-script")
-    styles = "\n".join(_tag(a, prefix) for a in ASSETS if a.kind == "style")
-    body = "\n".join(_tag(a, prefix) for a in ASSETS if a.kind == "body-script")
-    script = _SCRIPT.replace("__CONFIG__", _script_json(config).replace("\n", "\n      "))
-    return f"""<!doctype html>
-<html>
-  <head>
-    <meta charset="utf-8" />
-    <title>{html.escape(title)}</title>
-    <link rel="icon" href="{html.escape(_FAVICON, quote=True)}" />
-    <style>
-{_STYLE}
-    </style>
-
-{head}
-
-{styles}
-  </head>
-
-  <body>
-    <div id="graphiql" class="graphiql-container">Loading...</div>
-{body}
-    <script>
-{script}
-    </script>
-  </body>
-</html>
-"""
+    return _page().substitute(
+        title=html.escape(title),
+        head_scripts="\n".join(_tag(a, prefix) for a in ASSETS if a.kind == "head-script"),
+        styles="\n".join(_tag(a, prefix) for a in ASSETS if a.kind == "style"),
+        body_scripts="\n".join(_tag(a, prefix) for a in ASSETS if a.kind == "body-script"),
+        config=_script_json(config).replace("\n", "\n      "),
+    )
