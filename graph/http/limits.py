@@ -15,9 +15,9 @@ In the order a request meets them:
 
 A document that passed the checks of step 3 and Strawberry's schema validation is remembered,
 parsed, by its text (``ValidDocuments``, one bounded LRU per app), so the same query with new
-variables, the usual traffic of a frontend, skips parsing, the token limit and both validations:
-schema validation cost about 5 ms a search, parsing about 0.5 ms. The cost
-check depends on the variables and runs every time.
+variables, the usual traffic of a frontend, skips parsing, the token limit and both validations
+(their cost per request: docs/measurements.md). The cost check depends on the variables and runs
+every time.
 
 The limits of single arguments (topK, batch sizes, filter depth, page size) are the use cases'.
 """
