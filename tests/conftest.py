@@ -229,30 +229,53 @@ async def api(database_url: str, milvus_uri: str, session_dir: Path) -> AsyncIte
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     start = time.perf_counter()
     yield
-    cell = _cell_of(item)
-    if cell:
+    milvus, sql = _cell_of(item)
+    if milvus and sql:
+        cell = f"milvus={milvus} sql={sql}"
         CELL_TIMES[cell] = CELL_TIMES.get(cell, 0.0) + time.perf_counter() - start
 
 
-def _cell_of(item: pytest.Item) -> str | None:
+# The backend cells a test runs on, by marker: a test whose behaviour cannot differ between some
+# cells runs on fewer of them. When in doubt, a test keeps every cell (no marker).
+CELL_MARKERS: dict[str, frozenset[tuple[str, str]]] = {
+    # input checks that never reach Milvus: the Milvus Lite cells
+    "validation": frozenset({("lite", "sqlite"), ("lite", "postgres")}),
+    # behaviour of the SQL side alone (reads, listing, statements, rollbacks): both SQL backends
+    # next to Milvus Lite
+    "sql_only": frozenset({("lite", "sqlite"), ("lite", "postgres")}),
+    # behaviour of the Milvus side alone (ranking, scores, index types, schema, flushes): both
+    # Milvus backends next to SQLite
+    "milvus_only": frozenset({("lite", "sqlite"), ("server", "sqlite")}),
+}
+
+
+def _cell_of(item: pytest.Item) -> tuple[str | None, str | None]:
+    """(Milvus backend, SQL backend) of a test's parameters; None for a dimension it does not
+    vary over. The SQL backend is the ``database_url`` (the ``api`` cells) or the
+    ``own_database`` of a test that builds its own app."""
     callspec = getattr(item, "callspec", None)
     if callspec is None:
-        return None
-    milvus = callspec.params.get("milvus_uri")
-    sql = callspec.params.get("database_url")
-    if milvus is None or sql is None:
-        return None
-    return f"milvus={milvus} sql={sql}"
+        return None, None
+    sql = callspec.params.get("database_url", callspec.params.get("own_database"))
+    return callspec.params.get("milvus_uri"), sql
+
+
+def _runs_on(item: pytest.Item, milvus: str | None, sql: str | None) -> bool:
+    for marker, cells in CELL_MARKERS.items():
+        if item.get_closest_marker(marker) and not any(
+            milvus in (None, m) and sql in (None, s) for m, s in cells
+        ):
+            return False
+    return True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Checks that never reach Milvus (``@pytest.mark.validation``) run on the Milvus Lite cells
-    only: the server cells keep every test that writes, searches, filters or injects faults."""
+    """Deselects the cells a test's ``CELL_MARKERS`` marker leaves out (``validation``,
+    ``sql_only``, ``milvus_only``); the server cells keep every unmarked test that writes,
+    searches, filters or injects faults."""
     keep, drop = [], []
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        on_server = callspec is not None and callspec.params.get("milvus_uri") == "server"
-        (drop if on_server and item.get_closest_marker("validation") else keep).append(item)
+        (keep if _runs_on(item, *_cell_of(item)) else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -70,6 +70,7 @@ async def test_create_list_get_drop(api: Api, name: str) -> None:
     assert again == {"dropCollection": False}
 
 
+@pytest.mark.milvus_only
 async def test_milvus_has_the_declared_schema(api: Api, name: str) -> None:
     await api.ok(CREATE, {"input": collection_input(name, multiTenant=True, metric="L2")})
     described = await api.store.vectors.describe(f"vq_{name}")
@@ -154,6 +155,7 @@ async def test_unknown_field_type_is_bad_user_input(api: Api, name: str) -> None
     assert "DECIMAL" in error["message"]
 
 
+@pytest.mark.milvus_only
 @pytest.mark.parametrize(
     ("index", "expected"),
     [
@@ -217,6 +219,7 @@ async def test_update_index_rebuilds_and_keeps_data(api: Api, name: str) -> None
     assert missing["extensions"]["code"] == "NOT_FOUND"
 
 
+@pytest.mark.sql_only
 async def test_failed_milvus_create_leaves_no_registry_row(api: Api, name: str) -> None:
     """The SQL row is inserted, then Milvus refuses the connection: the row is rolled back."""
     from store.collections import Collections

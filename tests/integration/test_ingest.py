@@ -164,6 +164,7 @@ async def test_integers_beyond_64_bits_in_free_form_metadata_come_back_exact(
     assert response.json()["data"]["record"]["metadata"] == metadata
 
 
+@pytest.mark.validation
 @pytest.mark.parametrize(
     ("record", "fragment"),
     [
@@ -341,6 +342,7 @@ async def test_batch_over_the_limit_is_refused(api: Api, name: str) -> None:
     assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
 
 
+@pytest.mark.sql_only
 async def test_unknown_collection_is_not_found(api: Api) -> None:
     error = await api.error(UPSERT, {"c": "no_such_collection", "r": [good(1)]})
     assert error["extensions"]["code"] == "NOT_FOUND"
@@ -430,6 +432,7 @@ def count_flushes(api: Api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+@pytest.mark.milvus_only
 async def test_real_time_upserts_flush_only_past_the_threshold(
     milvus_uri: str, own_database: str, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -489,6 +492,7 @@ def idle_settings(milvus_uri: str, database_url: str, *, idle_rows: int) -> Sett
     )
 
 
+@pytest.mark.milvus_only
 async def test_a_burst_below_the_threshold_is_flushed_once_writes_pause(
     milvus_uri: str, own_database: str, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -520,6 +524,7 @@ async def test_a_burst_below_the_threshold_is_flushed_once_writes_pause(
             await drop(api, name)
 
 
+@pytest.mark.milvus_only
 async def test_an_idle_flush_of_a_dropped_collection_is_harmless(
     milvus_uri: str, own_database: str, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -537,6 +542,7 @@ async def test_an_idle_flush_of_a_dropped_collection_is_harmless(
         assert not await api.store.vectors.has_collection(name)
 
 
+@pytest.mark.milvus_only
 async def test_an_import_flushes_once_at_its_end(
     milvus_uri: str,
     own_database: str,

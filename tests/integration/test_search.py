@@ -110,6 +110,7 @@ def exact(
     return np.argsort(dist), 1 / (1 + dist), dist
 
 
+@pytest.mark.milvus_only
 @pytest.mark.parametrize("metric", ["COSINE", "L2", "IP"])
 async def test_flat_search_matches_numpy_exactly(api: Api, name: str, metric: str) -> None:
     vectors = await setup(api, name, metric=metric, index={"type": "FLAT"})
@@ -128,6 +129,7 @@ async def test_flat_search_matches_numpy_exactly(api: Api, name: str, metric: st
         assert data["search"]["tookMs"] > 0
 
 
+@pytest.mark.milvus_only
 async def test_offset_pages_through_the_ranking(api: Api, name: str) -> None:
     vectors = await setup(api, name, index={"type": "FLAT"})
     q = vectors[3] + 0.01
@@ -260,6 +262,7 @@ async def wait_until_indexed(api: Api, info: CollectionInfo, rows: int) -> dict[
     return desc
 
 
+@pytest.mark.milvus_only
 async def test_hnsw_default_params_have_high_recall_on_real_embeddings(
     api: Api, name: str, debian_slice: tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]
 ) -> None:
@@ -324,6 +327,7 @@ async def test_a_milvus_hit_without_a_sql_record_is_dropped(api: Api, name: str)
     assert "stray" not in {h["id"] for h in near["search"]["hits"]}
 
 
+@pytest.mark.milvus_only
 async def test_milvus_sends_back_only_the_ids_of_the_hits(
     api: Api, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -346,6 +350,7 @@ async def test_milvus_sends_back_only_the_ids_of_the_hits(
     assert all(f <= {"id"} for f in fields), fields
 
 
+@pytest.mark.sql_only
 async def test_one_sql_statement_per_search_whatever_top_k(api: Api, name: str) -> None:
     vectors = await setup(api, name, n=150)
     await api.ok(SEARCH, {"c": name, "v": b64(vectors[0]), "k": 1})  # warms the registry entry
@@ -389,6 +394,7 @@ async def test_one_sql_statement_per_search_whatever_top_k(api: Api, name: str) 
         sql.close()
 
 
+@pytest.mark.sql_only
 async def test_small_reads_of_a_sqlite_file_run_inline_and_large_ones_through_the_async_engine(
     api: Api, name: str
 ) -> None:
@@ -428,6 +434,7 @@ async def test_small_reads_of_a_sqlite_file_run_inline_and_large_ones_through_th
             event.remove(engines[kind], "before_cursor_execute", listener)
 
 
+@pytest.mark.sql_only
 async def test_loaders_are_per_request(api: Api, name: str) -> None:
     vectors = await setup(api, name, n=50, multi_tenant=True)
     from store.loaders import Loaders
@@ -527,6 +534,7 @@ def _cut(ranked: np.ndarray, near: int) -> tuple[int, float]:
     return rank + 1, float(ranked[rank] + ranked[rank + 1]) / 2
 
 
+@pytest.mark.milvus_only
 @pytest.mark.parametrize("metric", ["COSINE", "IP", "L2"])
 async def test_range_search_keeps_what_lies_between_the_bounds(
     api: Api, name: str, metric: str
@@ -559,6 +567,7 @@ async def test_range_search_keeps_what_lies_between_the_bounds(
             assert all(radius < h["score"] <= high for h in hits)
 
 
+@pytest.mark.sql_only
 async def test_records_cursor_is_stable_under_inserts(api: Api, name: str) -> None:
     await setup(api, name, n=30)
     query = """query($c: String!, $a: String) {
