@@ -6,7 +6,6 @@ contract keeps it so).
 """
 
 from store.codec import VectorFormatError, dumps_json, from_bytes, parse_vector
-from store.database import ping as sql_ping
 from store.errors import (
     Conflict,
     Forbidden,
@@ -19,26 +18,10 @@ from store.errors import (
     VectorqlError,
 )
 from store.filters import Filter, check_shape, parse_filter
-from store.importer import (
-    DEFAULT_BATCH,
-    Batch,
-    BatchOutcome,
-    ImportProgress,
-    ImportSummary,
-    ProgressCallback,
-    decode_line,
-    first_bad,
-    import_batches,
-    import_jsonl,
-    record_errors,
-)
-from store.ingest import IncomingRecord
 from store.instruments import SECONDS_BUCKETS, Instruments
 from store.keys import ApiKeys, KeyInfo, Scope, StoredKey, parse_key, secret_matches
-from store.listing import Page, encode_cursor
-from store.lite import lite_file_in_use
 from store.loaders import Loaders
-from store.reconciler import ReconcileReport
+from store.milvus import lite_file_in_use
 from store.records import (
     CollectionInfo,
     CollectionSpec,
@@ -56,8 +39,25 @@ from store.records import (
 )
 from store.search import ScoredHit, SearchParams, SearchPlan
 from store.service import Store, StoreConfig
+from store.sql import ping as sql_ping
+from store.sql.listing import Page, encode_cursor
 from store.text import identifier_problem, shown, text_problem
 from store.validation import validate_name
+from store.writes import (
+    DEFAULT_BATCH,
+    Batch,
+    BatchOutcome,
+    ImportProgress,
+    ImportSummary,
+    IncomingRecord,
+    ProgressCallback,
+    ReconcileReport,
+    decode_line,
+    first_bad,
+    import_batches,
+    import_jsonl,
+    record_errors,
+)
 
 __all__ = [
     "DEFAULT_BATCH",

@@ -73,7 +73,7 @@ def encode_base64(vector: np.ndarray) -> str:
 
 
 def dumps_json(value: Any) -> bytes:
-    """JSON with orjson (several times faster than json for metadata and pages of hits); json for
+    """JSON with orjson (faster than json for metadata and pages of hits); json for
     what orjson refuses (integers beyond 64 bits in free-form metadata)."""
     try:
         return orjson.dumps(value)

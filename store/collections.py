@@ -2,8 +2,9 @@
 
 Create, in three short steps so that no SQL transaction is open during the Milvus DDL (which takes
 seconds on a server; on SQLite an open write transaction would stall every other writer that long):
-1. one transaction checks the name is free and takes a *creation claim* on it (a lease row that
-   expires after the DDL's own time bound, so a crashed creator does not block the name forever);
+1. one transaction checks the name is free and takes a *creation claim* on it (a lease,
+   ``store.writes.lease``, that expires after the DDL's own time bound, so a crashed creator
+   does not block the name forever);
 2. Milvus creates, indexes and loads the collection;
 3. one transaction inserts the registry row and deletes the claim together.
 A failure in step 2 or 3 drops whatever Milvus created, then releases the claim, so a failed
@@ -25,14 +26,15 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
-from sqlalchemy import Delete, and_, delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from store.errors import Conflict, NotFound, Unavailable
+from store.index import VectorIndex, milvus_name
 from store.records import (
     CollectionInfo,
     CollectionSpec,
@@ -44,9 +46,9 @@ from store.records import (
     ModelSpec,
     RecordState,
 )
-from store.tables import CollectionRow, LeaseRow, RecordRow, utcnow
+from store.sql.tables import CollectionRow, RecordRow, utcnow
 from store.validation import validate_collection, validate_index, validate_name
-from store.vectors import VectorIndex, milvus_name
+from store.writes import lease
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,7 @@ class Collections:
             try:
                 async with self._sessions() as session, session.begin():
                     session.add(row)
-                    await session.execute(_claim_delete(spec.name, holder))
+                    await session.execute(lease.released(_claim_key(spec.name), holder))
             except IntegrityError:
                 # Only when this claim expired during a very slow DDL and another process created
                 # the name meanwhile: the Milvus collection is now the other one's, so it stays.
@@ -146,15 +148,8 @@ class Collections:
             async with self._sessions() as session, session.begin():
                 if await session.get(CollectionRow, name) is not None:
                     raise Conflict(f"collection {name!r} already exists")
-                taken = await session.execute(
-                    update(LeaseRow)
-                    .where(and_(col(LeaseRow.name) == key, col(LeaseRow.expires_at) < now))
-                    .values(holder=holder, expires_at=expires)
-                )
-                if not taken.rowcount:  # type: ignore[attr-defined]
-                    if await session.get(LeaseRow, key) is not None:
-                        raise busy
-                    session.add(LeaseRow(name=key, holder=holder, expires_at=expires))
+                if not await lease.take(session, name=key, holder=holder, until=expires):
+                    raise busy
         except IntegrityError:
             raise busy from None
         return holder
@@ -162,7 +157,7 @@ class Collections:
     async def _release_claim(self, name: str, holder: str) -> None:
         try:
             async with self._sessions() as session, session.begin():
-                await session.execute(_claim_delete(name, holder))
+                await session.execute(lease.released(_claim_key(name), holder))
         except Exception:  # must not hide the outcome or the error of the create itself
             # The claim expires on its own; until then the name answers "being created".
             log.warning("could not release the creation claim on %r", name, exc_info=True)
@@ -170,9 +165,8 @@ class Collections:
     async def being_created(self, name: str) -> bool:
         """Whether a live creation claim holds ``name`` (its Milvus collection may exist before
         its registry row does)."""
-        async with self._sessions() as session:
-            lease = await session.get(LeaseRow, _claim_key(name))
-            return lease is not None and _aware(lease.expires_at) > utcnow()
+        claim = lease.Lease(sessions=self._sessions, name=_claim_key(name), holder="", seconds=0)
+        return await claim.live()
 
     async def all(self) -> list[CollectionInfo]:
         async with self._sessions() as session:
@@ -264,14 +258,3 @@ async def _best_effort_drop(vectors: VectorIndex, mname: str) -> None:
 # fit the lease table's 64-character key.
 def _claim_key(name: str) -> str:
     return "create:" + hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
-
-
-def _claim_delete(name: str, holder: str) -> Delete:
-    return delete(LeaseRow).where(
-        and_(col(LeaseRow.name) == _claim_key(name), col(LeaseRow.holder) == holder)
-    )
-
-
-def _aware(dt: datetime) -> datetime:
-    # SQLite returns naive datetimes (stored as UTC).
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

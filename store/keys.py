@@ -24,15 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from store.errors import InvalidInput, NotFound, Problem, Unavailable
-from store.ingest import check_identifier
-from store.tables import ApiKeyRow, utcnow
+from store.sql.tables import ApiKeyRow, utcnow
+from store.text import TENANT_MAX_LENGTH, check_identifier
 from store.validation import check_name
-from store.vectors import TENANT_MAX_LENGTH
 
 KEY_PREFIX = "vq"
 KEY_RE = re.compile(r"vq_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
-# Interactive scrypt parameters (16 MiB, ~0.1 s): costly to brute-force a leaked table, cheap
-# enough for one verification per key and process (verified keys are cached by the caller).
+# Interactive scrypt parameters: costly to brute-force a leaked table, cheap enough for one
+# verification per key and process (docs/measurements.md, "store"; the caller caches outcomes).
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 KDF = f"scrypt:{SCRYPT_N}:{SCRYPT_R}:{SCRYPT_P}"
 MAX_COLLECTIONS = 100
@@ -108,7 +107,7 @@ def hash_secret(secret: str, salt: bytes, kdf: str = KDF) -> bytes:
 
 
 def secret_matches(stored: StoredKey, secret: str) -> bool:
-    """Constant-time comparison of ``secret`` against the stored hash (CPU-bound: ~0.1 s)."""
+    """Constant-time comparison of ``secret`` against the stored hash (CPU-bound: a thread)."""
     return hmac.compare_digest(hash_secret(secret, stored.salt, stored.kdf), stored.digest)
 
 

@@ -18,9 +18,8 @@ import numpy as np
 
 from store.errors import InvalidInput
 from store.filters import Filter, quote, to_milvus
+from store.index import FILTERED_EF, VectorHit, VectorIndex
 from store.records import CollectionInfo, Consistency, IndexType, Metric
-from store.vectors import FILTERED_EF as FILTERED_EF
-from store.vectors import VectorHit, VectorIndex
 
 # ef for HNSW when the client gives none: high recall (Milvus's own default is ef = topK).
 DEFAULT_EF = 128

@@ -2,7 +2,7 @@
 configuration values (no settings object), so the app, the CLI, tests and benchmarks share it.
 
 It can open while either backend is down: calls that need it raise ``Unavailable`` until it
-answers. SQL tables are created the first time the database answers (``store.sqlsetup``)."""
+answers. SQL tables are created the first time the database answers (``store.sql.setup``)."""
 
 from __future__ import annotations
 
@@ -13,29 +13,34 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from store import database
 from store.collections import Collections
 from store.errors import Unavailable
-from store.ingest import Writer
+from store.index import VectorIndex
 from store.instruments import Instruments
 from store.keys import ApiKeys
-from store.listing import Lister
-from store.reads import Reader
-from store.reconciler import Reconciler
+from store.milvus import MILVUS_THREADS, MILVUS_TIMEOUT, MilvusIndex
 from store.search import Searcher
-from store.sqlsetup import SqlSetup
-from store.vectors import VectorIndex
+from store.sql import SQL_POOL_SIZE, Reader, SqlSetup
+from store.sql import engines as database
+from store.sql.listing import Lister
+from store.writes import Flusher, Reconciler, Writer
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
+    """The store's settings; each store default is written here (or in the constant named)."""
+
     milvus_uri: str
     database_url: str
     milvus_token: str | None = None
-    milvus_timeout: float = 10.0
-    sql_pool_size: int = 10
+    milvus_timeout: float = MILVUS_TIMEOUT  # seconds per Milvus data call
+    milvus_threads: int = MILVUS_THREADS
+    sql_pool_size: int = SQL_POOL_SIZE
+    # Unflushed rows take Milvus's slow search path (docs/measurements.md, "store"): flush a
+    # collection once this many are unflushed, or once writes pause for flush_idle seconds with
+    # at least flush_idle_rows unflushed.
     flush_threshold: int = 10_000
     flush_idle: float = 5.0
     flush_idle_rows: int = 1_000
@@ -54,7 +59,7 @@ class Store:
     ) -> None:
         self.config = config
         self.engine = engine
-        # Small reads of a SQLite file run inline on the event loop (store.database).
+        # Small reads of a SQLite file run inline on the event loop (store.sql.engines).
         self.inline_engine = database.make_inline_engine(config.database_url)
         self.instruments = instruments or Instruments()
         for sync_engine in self.sql_engines:
@@ -68,9 +73,12 @@ class Store:
         self.writer = Writer(
             sessions=self.sessions,
             vectors=vectors,
-            flush_threshold=config.flush_threshold,
-            flush_idle=config.flush_idle,
-            flush_idle_rows=config.flush_idle_rows,
+            flusher=Flusher(
+                vectors=vectors,
+                threshold=config.flush_threshold,
+                idle=config.flush_idle,
+                idle_rows=config.flush_idle_rows,
+            ),
             instruments=self.instruments,
         )
         self.reader = Reader(sessions=self.sessions, inline=self.inline_engine)
@@ -93,17 +101,21 @@ class Store:
         connect_milvus: bool = True,
         require_sql: bool = True,
         instruments: Instruments | None = None,
+        vector_index: VectorIndex | None = None,
     ) -> Store:
-        """``require_sql``: raise ``Unavailable`` (its message one line for an operator: which
-        database, what to do) when the SQL database does not answer; otherwise open anyway, and
+        """``vector_index``: the index to use instead of a ``MilvusIndex`` at
+        ``config.milvus_uri`` (tests pass a failing or slow one). ``require_sql``: raise
+        ``Unavailable`` (its message one line for an operator: which database, what to do) when
+        the SQL database does not answer; otherwise open anyway, and
         ``store.sql.ready`` says whether the tables exist yet (``store.sql.wait_ready`` retries).
         ``instruments``: where spans and metrics go (default: nowhere)."""
         instruments = instruments or Instruments()
         engine = database.make_engine(config.database_url, pool_size=config.sql_pool_size)
-        vectors = VectorIndex(
+        vectors = vector_index or MilvusIndex(
             uri=config.milvus_uri,
             token=config.milvus_token,
             timeout=config.milvus_timeout,
+            threads=config.milvus_threads,
             instruments=instruments,
         )
         store = cls(config=config, engine=engine, vectors=vectors, instruments=instruments)

@@ -1,10 +1,10 @@
 """Metadata filters: one validated tree, three evaluators that agree.
 
 ``check_shape`` bounds a ``Filter`` input's nesting and list sizes without a schema (before any
-store call); ``parse_filter`` turns it (a dict of the keys the client set) into a
-frozen tree with canonical values; ``to_milvus`` / ``to_milvus_template`` compile it to a Milvus
-expression, ``to_sql`` to a SQLAlchemy clause over ``RecordRow``, and ``evaluate`` is the
-reference semantics in plain Python.
+store call); ``parse_filter`` turns it (a dict of the keys the client set) into a frozen tree
+with canonical values; ``to_milvus`` compiles it to a Milvus expression (values as escaped
+literals: Milvus Lite 3.x and Milvus 2.3 have no ``filter_params``), ``to_sql`` to a SQLAlchemy
+clause over ``RecordRow``, and ``evaluate`` is the reference semantics in plain Python.
 
 Semantics, identical in all three:
 
@@ -27,7 +27,6 @@ from store.filters.milvus import (
     prefix_upper_bound,
     quote,
     to_milvus,
-    to_milvus_template,
 )
 from store.filters.parse import check_shape, parse_filter
 from store.filters.sql import to_sql
@@ -66,6 +65,5 @@ __all__ = [
     "prefix_upper_bound",
     "quote",
     "to_milvus",
-    "to_milvus_template",
     "to_sql",
 ]

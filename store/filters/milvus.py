@@ -7,8 +7,7 @@ listed in the ARRAY<VARCHAR> column ``_absent``. So a leaf on a non-required fie
 and ``not`` inverts it, exactly as in ``evaluate``. The guard is left out where the stored zero
 cannot pass the test anyway (``price > 5``, ``section == "libs"``): the leaf is then false for an
 absent value without it. That is most filters, and it matters: ``array_contains`` sends Milvus
-Lite to its row-by-row Python evaluator (2 s instead of 40 ms a search over 63k rows) and costs
-Milvus 2.3 a few ms.
+Lite to its row-by-row Python evaluator, many times slower (docs/measurements.md, "store").
 
 Values are rendered as literals (Milvus Lite 3.x and Milvus 2.3 have no ``filter_params``):
 strings in double quotes escaping only ``\\``, ``"``, newline, carriage return and tab, the escapes
@@ -90,23 +89,6 @@ def to_milvus(
     return expr
 
 
-def to_milvus_template(
-    f: Filter,
-    *,
-    fields: Sequence[FieldSpec],
-    like: LikeSupport = "full",
-    path: str = "where",
-) -> tuple[str, dict[str, Any]]:
-    """The expression with ``{p0}``, ``{p1}``, ... placeholders and its ``filter_params``, for
-    servers with filter templating (Milvus 2.5+). Field names stay literal (they come from the
-    schema); every filter value, ``like`` patterns included, is a parameter."""
-    renderer = _TemplateRenderer(fields, like)
-    expr = renderer.render(f, path)
-    if renderer.problems:
-        raise InvalidInput.of(renderer.problems, what="filter")
-    return expr, renderer.params
-
-
 # Milvus 2.3 refuses a flat and/or chain of about 60 terms ("unsupported expr proto node") and
 # takes 1,000 when they are nested, so long chains are grouped into nested runs of at most this.
 CHAIN = 16
@@ -168,7 +150,7 @@ class _Renderer:
         self.problems: list[Problem] = []
 
     def value(self, ftype: FieldType, value: Any) -> str:
-        """A filter value in the expression (overridden by the templated form)."""
+        """A filter value in the expression, as a literal."""
         return literal(self.column_value(ftype, value))
 
     @staticmethod
@@ -307,14 +289,3 @@ class _Renderer:
             # extra matches of its regex ``$`` (a value with one more trailing newline).
             test = f"({test} and not {column} like {self.value(FieldType.STRING, '%' + chr(10))})"
         return test
-
-
-class _TemplateRenderer(_Renderer):
-    def __init__(self, fields: Sequence[FieldSpec], like: LikeSupport) -> None:
-        super().__init__(fields, like)
-        self.params: dict[str, Any] = {}
-
-    def value(self, ftype: FieldType, value: Any) -> str:
-        name = f"p{len(self.params)}"
-        self.params[name] = self.column_value(ftype, value)
-        return "{" + name + "}"

@@ -51,7 +51,7 @@ from store.filters.tree import (
     Or,
 )
 from store.records import FieldSpec, FieldType
-from store.tables import RecordRow
+from store.sql.tables import RecordRow
 
 DIALECTS = ("sqlite", "postgresql")
 

@@ -60,8 +60,8 @@ from rich.table import Table
 
 from store import Store, StoreConfig
 from store.fields import ABSENT_COLUMN
-from store.importer import import_jsonl
-from store.ingest import IncomingRecord
+from store.index import milvus_name
+from store.milvus import MilvusIndex
 from store.records import (
     CollectionInfo,
     CollectionSpec,
@@ -72,7 +72,8 @@ from store.records import (
     Metric,
 )
 from store.validation import validate_index
-from store.vectors import VectorIndex, milvus_name
+from store.writes.importer import import_jsonl
+from store.writes.incoming import IncomingRecord
 from tests.bench.search import ApiProcess, Profiler
 
 REPO = Path(__file__).resolve().parents[2]
@@ -303,7 +304,7 @@ async def raw_pymilvus(
         updated_at=now,
     )
     # The store's adapter creates the collection, so the schema and index are the store's own.
-    adapter = VectorIndex(uri=uri)
+    adapter = MilvusIndex(uri=uri)
     await adapter.create_collection(info)
     await adapter.close()
     client = MilvusClient(uri=uri)

@@ -54,6 +54,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from pymilvus import MilvusClient
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -62,7 +63,6 @@ from resolvers.limits import Limits
 from resolvers.search import QueryVector, SearchRequest
 from resolvers.search import search as store_search
 from store import Store, StoreConfig
-from store.ingest import IncomingRecord
 from store.loaders import Loaders
 from store.records import (
     CollectionInfo,
@@ -74,6 +74,7 @@ from store.records import (
     Metric,
 )
 from store.search import DEFAULT_EF, FILTERED_EF, MAX_EF
+from store.writes.incoming import IncomingRecord
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "debian-packages"
@@ -379,9 +380,7 @@ async def wait_indexed(store: Store, info: CollectionInfo, rows: int, within: fl
     every sealed segment is searched through its HNSW index."""
     deadline = time.monotonic() + within
     while True:
-        desc = await store.vectors.call(
-            "describe_index", lambda c: c.describe_index(info.milvus_name, "vector")
-        )
+        desc = (await store.vectors.describe(info.milvus_name))["index"]
         indexed = int(desc.get("indexed_rows", 0))
         pending = int(desc.get("pending_index_rows", 0))
         if indexed >= rows and pending == 0:
@@ -390,11 +389,15 @@ async def wait_indexed(store: Store, info: CollectionInfo, rows: int, within: fl
             raise RuntimeError(f"index not built within {within:g}s: {desc}")
         await asyncio.sleep(1)
 
-    def reload(client: Any) -> None:
-        client.release_collection(info.milvus_name)
-        client.load_collection(info.milvus_name)
+    def reload() -> None:  # through a client of the benchmark's own, on the same Milvus
+        client = MilvusClient(uri=store.vectors.uri)
+        try:
+            client.release_collection(info.milvus_name)
+            client.load_collection(info.milvus_name)
+        finally:
+            client.close()
 
-    await store.vectors.call("reload", reload)
+    await asyncio.to_thread(reload)
 
 
 # ------------------------------------------------------------------------------------------------

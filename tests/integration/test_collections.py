@@ -223,10 +223,10 @@ async def test_update_index_rebuilds_and_keeps_data(api: Api, name: str) -> None
 async def test_failed_milvus_create_leaves_no_registry_row(api: Api, name: str) -> None:
     """The SQL row is inserted, then Milvus refuses the connection: the row is rolled back."""
     from store.collections import Collections
-    from store.vectors import VectorIndex
+    from store.milvus import MilvusIndex
 
     store = api.store
-    dead = VectorIndex(uri="http://127.0.0.1:1", timeout=2.0)  # nothing listens on port 1
+    dead = MilvusIndex(uri="http://127.0.0.1:1", timeout=2.0)  # nothing listens on port 1
     dead._capabilities = store.vectors.capabilities  # as if it had answered once before
     try:
         collections = Collections(sessions=store.sessions, vectors=dead)

@@ -32,9 +32,9 @@ from store.errors import InvalidInput
 from store.fields import ABSENT_COLUMN, canonical
 from store.fields import to_milvus as column_value
 from store.filters import Filter, LikeSupport, evaluate, parse_filter, to_milvus, to_sql
+from store.milvus import detect_capabilities
 from store.records import FieldSpec, FieldType
-from store.tables import RecordRow, utcnow
-from store.vectors import detect_capabilities
+from store.sql.tables import RecordRow, utcnow
 from tests.conftest import POSTGRES_URL, _postgres_reachable, backend_missing
 
 T = FieldType

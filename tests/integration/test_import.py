@@ -28,9 +28,10 @@ import pytest
 from sqlalchemy import func, select
 
 from store import Store, StoreConfig
-from store.importer import ImportProgress, import_jsonl, line_id
 from store.records import CollectionSpec, FieldSpec, FieldType, IndexSpec, IndexType, RecordState
-from store.tables import RecordRow
+from store.sql.tables import RecordRow
+from store.writes.importer import ImportProgress, import_jsonl
+from store.writes.lines import line_id
 from tests.conftest import fresh_postgres_database
 
 DIM = 8

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from graph.settings import Settings
-from store.importer import ImportProgress, import_jsonl
-from store.ingest import TEXT_MAX_BYTES
 from store.records import RecordState
-from store.vectors import TENANT_MAX_LENGTH
+from store.text import TENANT_MAX_LENGTH
+from store.writes.importer import ImportProgress, import_jsonl
+from store.writes.incoming import TEXT_MAX_BYTES
 from tests.conftest import Api, fresh_database, make_settings, running_api
 
 DIM = 8
@@ -86,7 +86,7 @@ def good(i: int, **extra: Any) -> dict[str, Any]:
 async def sql_ids(api: Api, name: str) -> set[str]:
     from sqlalchemy import select
 
-    from store.tables import RecordRow
+    from store.sql.tables import RecordRow
 
     async with api.store.sessions() as s:
         rows = await s.execute(
@@ -98,7 +98,7 @@ async def sql_ids(api: Api, name: str) -> set[str]:
 async def sql_states(api: Api, name: str) -> dict[str, str]:
     from sqlalchemy import select
 
-    from store.tables import RecordRow
+    from store.sql.tables import RecordRow
 
     async with api.store.sessions() as s:
         rows = await s.execute(

@@ -393,10 +393,10 @@ async def test_rate_limit_per_key_with_retry_after(database_url: str, session_di
 
 
 def test_milvus_methods_spied_exist() -> None:
-    from store.vectors import VectorIndex
+    from store.milvus import MilvusIndex
 
     for name in MILVUS_METHODS:
-        assert hasattr(VectorIndex, name), name
+        assert hasattr(MilvusIndex, name), name
 
 
 async def test_a_validated_document_is_not_parsed_or_validated_again(

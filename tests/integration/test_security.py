@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from store.listing import encode_cursor
+from store.sql.listing import encode_cursor
 from tests.conftest import Api, count_sql, make_settings, running_api
 
 DIM = 4

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from store.reconciler import _LeaseLost
-from store.tables import LeaseRow, utcnow
+from store.sql.tables import LeaseRow, utcnow
+from store.writes.lease import LeaseLost as _LeaseLost
 from tests.conftest import Api, backend_missing, make_settings, running_api
 
 ROOT = Path(__file__).resolve().parents[2]

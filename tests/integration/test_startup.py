@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from store.database import create_tables, make_engine
-from store.tables import RecordRow
+from store.sql.engines import create_tables, make_engine
+from store.sql.tables import RecordRow
 from tests.conftest import fresh_database
 
 RACERS = 6

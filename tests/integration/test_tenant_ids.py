@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pymilvus import MilvusClient
 from sqlalchemy import (
     Column,
     DateTime,
@@ -38,11 +39,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.database import create_tables, make_engine
-from store.listing import encode_cursor
+from store.index import KEY_FIELD, milvus_key, split_key
 from store.records import CollectionInfo, IndexSpec, IndexType, Metric, RecordData
-from store.tables import JsonType, RecordRow
-from store.vectors import KEY_FIELD, milvus_key, split_key
+from store.sql.engines import create_tables, make_engine
+from store.sql.listing import encode_cursor
+from store.sql.tables import JsonType, RecordRow
 from tests.conftest import Api, fresh_database, make_settings, running_api
 
 DIM = 4
@@ -353,7 +354,7 @@ async def test_the_reconciler_keeps_and_pushes_both_records_of_one_id(
 ) -> None:
     """The reconciler compares Milvus keys with SQL's (tenant, id), and walks pending rows by
     (tenant, id): paging by id alone would skip the second tenant's record of an id."""
-    import store.reconciler
+    import store.writes.reconciler
 
     c = await tenants.collection()
     store_ = tenants.api.store
@@ -384,7 +385,7 @@ async def test_the_reconciler_keeps_and_pushes_both_records_of_one_id(
             .where(RecordRow.__table__.c.collection == c)  # type: ignore[attr-defined]
             .values(state="pending")
         )
-    monkeypatch.setattr(store.reconciler, "BATCH", 1)
+    monkeypatch.setattr(store.writes.reconciler, "BATCH", 1)
     report = await store_.reconciler.run_once()
     assert report.pushed == 6
     assert await store_.vectors.all_keys(info) == expected
@@ -499,9 +500,11 @@ async def test_start_up_migrates_the_layout_of_earlier_versions(
             )
             await make_old_record_table(api.store.engine)
             info = await api.store.collections.get(multi)
-            await api.store.vectors.call(
-                "make old layout", lambda client: _old_milvus(client, info)
-            )
+            client = MilvusClient(uri=api.store.vectors.uri)  # the test's own, same Milvus
+            try:
+                await asyncio.to_thread(_old_milvus, client, info)
+            finally:
+                client.close()
             assert await api.store.reconciler.stale_key(info)
         assert await _old_keys(settings) == ["collection", "id"]
 

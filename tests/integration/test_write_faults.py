@@ -3,23 +3,26 @@
 A Milvus that cannot be reached is a second app ("replica") on the same SQL database whose
 Milvus client points at a port where nothing listens: its writes meet a real connection failure
 while the healthy app, and Milvus itself, go on. A collection whose creation fails half-way is made
-by failing one pymilvus step (index build, load) after Milvus has really created it.
+by a vector index that fails (as the adapter reports a failed index build or load) after Milvus
+has really created it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymilvus import MilvusClient, MilvusException
+from pymilvus import MilvusException
 
-from store.records import RecordState
+from store import Store
+from store.index import VectorIndex
+from store.milvus.calls import _translate
+from store.records import CollectionInfo, RecordState
 from tests.conftest import Api, fresh_database, make_settings, running_api
 from tests.integration.test_ingest import (
     DELETE,
@@ -63,9 +66,33 @@ async def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
 
 
-async def milvus_client(api: Api) -> MilvusClient:
-    """The app's own pymilvus client."""
-    return await api.store.vectors.call("client", lambda client: client)
+class Wrapped:
+    """A vector index that is the app's own except where a test overrides a method."""
+
+    def __init__(self, real: VectorIndex) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@contextlib.asynccontextmanager
+async def serving_with(api: Api, index: Any) -> AsyncIterator[Store]:
+    """The app serves its requests with a store over its own SQL engine and ``index``."""
+    real = api.app.state.store
+    store = Store(
+        config=real.config, engine=real.engine, vectors=index, instruments=real.instruments
+    )
+    await store.sql.ensure()
+    api.app.state.store = store
+    try:
+        yield store
+    finally:
+        api.app.state.store = real
+        await store.writer.close()
+        store.reader.close()
+        if store.inline_engine is not None:
+            store.inline_engine.dispose()
 
 
 # -- deletes ---------------------------------------------------------------------------------
@@ -180,20 +207,19 @@ async def test_the_background_reconciler_converges_on_its_own(
 async def test_a_create_failing_after_milvus_made_the_collection_leaves_nothing(
     api: Api,
     name: str,
-    monkeypatch: pytest.MonkeyPatch,
     step: str,
     failure: MilvusException,
     code: str,
 ) -> None:
-    client = await milvus_client(api)
     existed_when_failing: list[bool] = []
 
-    def fail(collection_name: str, *args: Any, **kwargs: Any) -> None:
-        existed_when_failing.append(client.has_collection(collection_name))
-        raise failure
+    class FailingCreate(Wrapped):
+        async def create_collection(self, info: CollectionInfo) -> None:
+            await self.real.create_collection(info)
+            existed_when_failing.append(await self.real.has_collection(info.name))
+            raise _translate(failure, "create_collection")  # as the adapter reports it
 
-    with monkeypatch.context() as patch:
-        patch.setattr(client, step, fail)
+    async with serving_with(api, FailingCreate(api.store.vectors)):
         error = await api.error(CREATE, {"i": {"name": name, "dimension": 8}})
     assert existed_when_failing == [True]  # it failed half-way, not before Milvus created it
     assert error["extensions"]["code"] == code
@@ -206,27 +232,24 @@ async def test_a_create_failing_after_milvus_made_the_collection_leaves_nothing(
     assert await api.store.vectors.has_collection(name)
 
 
-async def test_sql_is_not_locked_while_milvus_creates_a_collection(
-    api: Api, name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_sql_is_not_locked_while_milvus_creates_a_collection(api: Api, name: str) -> None:
     """SQLite allows one writer: a transaction held open across the Milvus DDL (seconds on a
     server) would stall every write to every collection for that long."""
     busy = f"{name}_w"
     await make_collection(api, busy)
-    client = await milvus_client(api)
-    entered, released = threading.Event(), threading.Event()
-    real_load = client.load_collection
+    entered, released = asyncio.Event(), asyncio.Event()
 
-    def slow_load(*args: Any, **kwargs: Any) -> Any:
-        if not entered.is_set():
+    class SlowCreate(Wrapped):
+        async def create_collection(self, info: CollectionInfo) -> None:
+            await self.real.create_collection(info)
             entered.set()
-            released.wait(60)
-        return real_load(*args, **kwargs)
+            await asyncio.wait_for(released.wait(), 60)
 
-    monkeypatch.setattr(client, "load_collection", slow_load)
+    serving = serving_with(api, SlowCreate(api.store.vectors))
+    await serving.__aenter__()
     creating = asyncio.create_task(api.post(CREATE, {"i": {"name": name, "dimension": 8}}))
     try:
-        assert await asyncio.to_thread(entered.wait, 30), "the create never reached the load"
+        await asyncio.wait_for(entered.wait(), 30)  # the create reached the load
         # Milvus has the collection, SQL does not list it yet, and other writes go on.
         assert await api.store.vectors.has_collection(name)
         async with asyncio.timeout(10):
@@ -241,6 +264,7 @@ async def test_sql_is_not_locked_while_milvus_creates_a_collection(
     finally:
         released.set()
         body = await creating
+        await serving.__aexit__(None, None, None)
         await api.post("mutation($n: String!) { dropCollection(name: $n) }", {"n": busy})
     assert not body.get("errors"), body
     assert body["data"] == {"createCollection": {"name": name}}

@@ -30,11 +30,10 @@ from store.filters import (
     prefix_upper_bound,
     quote,
     to_milvus,
-    to_milvus_template,
     to_sql,
 )
 from store.records import FieldSpec, FieldType
-from store.tables import RecordRow
+from store.sql.tables import RecordRow
 
 T = FieldType
 FIELDS = (
@@ -662,43 +661,6 @@ def test_milvus_like_ending_in_a_literal_excludes_values_ending_in_a_newline() -
         assert to_milvus(f, fields=FIELDS, like=like).endswith(
             '(name like "%a" and not name like "%\\n"))'
         )
-
-
-def test_milvus_templated_form_holds_every_value_as_a_parameter() -> None:
-    f = parse(
-        {
-            "and": [
-                {"field": "at", "gt": "1970-01-01T00:00:00.000001Z"},
-                {"field": "tags", "containsAny": ["a", '"b']},
-                {"field": "name", "like": "ab%"},
-                {"field": "id", "like": "%x"},
-                {"field": "year", "in": [1, 2]},
-                {"field": "live", "eq": False},
-                {"field": "extra", "isNull": True},
-            ]
-        },
-        max_list=10,
-    )
-    expr, params = to_milvus_template(f, fields=FIELDS)
-    assert expr == (
-        "((at > {p0})"
-        " and (array_contains_any(tags, {p1}))"
-        " and (name >= {p2} and name < {p3})"
-        " and ((id like {p4} and not id like {p5}))"
-        " and (year in {p6})"
-        ' and (not array_contains(_absent, "live") and live == {p7})'
-        ' and array_contains(_absent, "extra"))'
-    )
-    assert params == {
-        "p0": 1,
-        "p1": ["a", '"b'],
-        "p2": "ab",
-        "p3": "ac",
-        "p4": "%x",
-        "p5": "%\n",
-        "p6": [1, 2],
-        "p7": False,
-    }
 
 
 def test_field_names_come_from_the_schema_and_must_be_identifiers() -> None:

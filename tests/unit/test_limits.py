@@ -27,9 +27,9 @@ from graph.settings import InsecureSettings
 from resolvers.access import Principal, can_see, records_for, require, require_ddl, tenant_for
 from resolvers.ratelimit import RateLimiter, retry_after
 from store.errors import Forbidden, InvalidInput, Unauthenticated
-from store.ingest import IncomingRecord
 from store.keys import KDF, KeyInfo, Scope, StoredKey, hash_secret, parse_key, secret_matches
 from store.records import CollectionInfo, IndexSpec, Metric
+from store.writes.incoming import IncomingRecord
 from tests.conftest import make_settings
 
 CAPS = Caps(top_k=1000, search_batch=100, page_size=1000)

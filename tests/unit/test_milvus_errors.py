@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from pymilvus import MilvusException
 
-from store import vectors
 from store.errors import Unavailable
-from store.vectors import _translate, retry_transient
+from store.milvus import calls
+from store.milvus.calls import _translate, retry_transient
 
 # As Milvus 2.3 answered a query while its query node had missed a heartbeat (seen in CI).
 NODE_OFFLINE = (
@@ -36,7 +36,7 @@ class FlakyRead:
 
 @pytest.fixture(autouse=True)
 def no_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vectors, "TRANSIENT_DELAY", 0.0)
+    monkeypatch.setattr(calls, "TRANSIENT_DELAY", 0.0)
 
 
 def test_a_node_between_states_is_unavailable() -> None:
@@ -46,16 +46,16 @@ def test_a_node_between_states_is_unavailable() -> None:
 
 
 async def test_a_read_is_retried_while_milvus_is_between_states() -> None:
-    read = FlakyRead(BETWEEN_STATES, failures=vectors.TRANSIENT_ATTEMPTS - 1)
+    read = FlakyRead(BETWEEN_STATES, failures=calls.TRANSIENT_ATTEMPTS - 1)
     assert await retry_transient(read) == {"a"}
-    assert read.calls == vectors.TRANSIENT_ATTEMPTS
+    assert read.calls == calls.TRANSIENT_ATTEMPTS
 
 
 async def test_retries_stop_after_the_last_attempt() -> None:
-    read = FlakyRead(BETWEEN_STATES, failures=vectors.TRANSIENT_ATTEMPTS)
+    read = FlakyRead(BETWEEN_STATES, failures=calls.TRANSIENT_ATTEMPTS)
     with pytest.raises(Unavailable, match="node offline"):
         await retry_transient(read)
-    assert read.calls == vectors.TRANSIENT_ATTEMPTS
+    assert read.calls == calls.TRANSIENT_ATTEMPTS
 
 
 async def test_an_outage_is_not_retried() -> None:

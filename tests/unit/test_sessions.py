@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import exc as sa
 
 from store.errors import InvalidInput, Unavailable
-from store.sessions import sql_unavailable
+from store.sql.sessions import sql_unavailable
 
 
 def wrapped(cls: type[sa.DBAPIError], orig: BaseException, **kw: bool) -> sa.DBAPIError:

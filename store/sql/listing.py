@@ -12,9 +12,9 @@ from sqlmodel import col
 
 from store.errors import InvalidInput
 from store.filters import Filter, to_sql
-from store.reads import RECORD_COLUMNS, to_record
 from store.records import CollectionInfo, RecordState, StoredRecord
-from store.tables import RecordRow, tenant_key
+from store.sql.reads import RECORD_COLUMNS, to_record
+from store.sql.tables import RecordRow, tenant_key
 
 CURSOR_PREFIX = "vq1:"
 

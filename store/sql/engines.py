@@ -19,13 +19,15 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel import SQLModel
 
-from store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from store.codec import dumps_json
-from store.migrations import migrate
-from store.sessions import Gate, SqlSession
+from store.sql import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from store.sql.migrations import migrate
+from store.sql.sessions import Gate, SqlSession
+
+SQL_POOL_SIZE = 10  # PostgreSQL connections per process (and as many again on overflow)
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = SQL_POOL_SIZE, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps}
     if parsed.get_backend_name() == "sqlite":
@@ -48,9 +50,9 @@ INLINE_BUSY_SECONDS = 1.0
 def make_inline_engine(url: str) -> Engine | None:
     """A synchronous engine on the same SQLite file as ``url``, for reads small enough to run on
     the event loop itself (``None`` for other databases and for ``:memory:``). A search's record
-    lookup of ten rows costs about 0.3 ms of CPU this way (``store.reads.InlineConnection``)
-    against 1.8 ms through aiosqlite, whose every step (cursor, execute, fetch, close, rollback)
-    is a hand-off to its thread and back.
+    lookup costs several times less CPU this way (``store.sql.reads.InlineConnection``) than
+    through aiosqlite, whose every step (cursor, execute, fetch, close, rollback) is a hand-off to
+    its thread and back (docs/measurements.md, "store").
     Readers of a WAL database never wait for the writer, so the loop is not held up by writes;
     a short busy timeout bounds the rare wait (a checkpoint restarting the log)."""
     parsed = make_url(url)
@@ -87,7 +89,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def sessionmaker(
     engine: AsyncEngine, *, gate: Gate | None = None
 ) -> async_sessionmaker[AsyncSession]:
-    """``gate``: awaited as each session is entered (``store.sqlsetup``: the tables exist)."""
+    """``gate``: awaited as each session is entered (``store.sql.setup``: the tables exist)."""
     return async_sessionmaker(engine, class_=SqlSession, expire_on_commit=False, gate=gate)
 
 
@@ -101,7 +103,7 @@ _LOST_DDL_RACE = re.compile(r"already exists|duplicate key|database is locked", 
 
 async def create_tables(engine: AsyncEngine) -> None:
     """Create the missing tables, then bring tables of earlier versions up to date
-    (``store.migrations``). Safe to race: processes opening one fresh database at once
+    (``store.sql.migrations``). Safe to race: processes opening one fresh database at once
     (``--workers N``, several hosts) all start. PostgreSQL runs them one after the other on an
     advisory lock; on SQLite the loser of a race checks again and finds the winner's tables."""
     for attempt in range(1, DDL_ATTEMPTS + 1):

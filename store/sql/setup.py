@@ -1,7 +1,8 @@
 """The SQL database may be down when the store opens: its tables are created the first time it
 answers, and every session waits for that.
 
-``SqlSetup.ensure()`` runs before each session's first statement (``store.sessions.SqlSession``).
+``SqlSetup.ensure()`` runs before each session's first statement
+(``store.sql.sessions.SqlSession``).
 Until the tables exist it tries to create them, at most once per ``retry_after`` seconds (the
 calls in between fail at once with the last failure, so a flood of requests during an outage does
 not queue up behind connection timeouts), and raises ``Unavailable``: requests answer
@@ -20,9 +21,9 @@ import time
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.database import create_tables
 from store.errors import Unavailable
-from store.sessions import sql_unavailable
+from store.sql.engines import create_tables
+from store.sql.sessions import sql_unavailable
 
 log = logging.getLogger(__name__)
 

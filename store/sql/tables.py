@@ -58,7 +58,7 @@ class CollectionRow(SQLModel, table=True):
 class RecordRow(SQLModel, table=True):
     """A record. Keyed by (collection, tenant, id): in a multi-tenant collection each tenant
     has its own ids; in the others ``tenant`` is ``NO_TENANT``. Databases made when the key
-    was (collection, id) are migrated at start-up (``store.migrations``)."""
+    was (collection, id) are migrated at start-up (``store.sql.migrations``)."""
 
     __tablename__ = "vq_record"
     __table_args__ = (Index("ix_vq_record_state", "collection", "state"),)

@@ -1,11 +1,11 @@
 """SQL sessions that report an unreachable database as ``Unavailable``.
 
-Every repository opens its sessions through the factory ``store.database.sessionmaker`` builds,
+Every repository opens its sessions through the factory ``store.sql.engines.sessionmaker`` builds,
 whose sessions are ``SqlSession``: a failure that escapes a session's ``async with`` block and
 means "the database did not answer" (refused or lost connection, a pool or connect timeout, a
 server shutting down, the database gone) leaves the store as ``Unavailable``, so the API answers
 ``UNAVAILABLE`` rather than a masked ``INTERNAL``. Any other failure (a bug, a constraint) passes
-through unchanged. A session given a ``gate`` (``store.sqlsetup.SqlSetup``) awaits it on entry,
+through unchanged. A session given a ``gate`` (``store.sql.setup.SqlSetup``) awaits it on entry,
 so no statement runs before the tables exist.
 
 The translation sits on the session rather than on the engine's ``handle_error`` event because

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.records import RecordState, StoredRecord
-from store.tables import RecordRow, tenant_key, tenant_of
+from store.sql.tables import RecordRow, tenant_key, tenant_of
 
 # Well below SQLite's and asyncpg's bind-parameter limits (32766 / 32767).
 IN_CHUNK = 5000
@@ -87,7 +87,7 @@ class Reader:
         self, *, sessions: async_sessionmaker[AsyncSession], inline: Engine | None = None
     ) -> None:
         """``inline``: a synchronous engine on the same database for small reads
-        (``store.database.make_inline_engine``)."""
+        (``store.sql.engines.make_inline_engine``)."""
         self._sessions = sessions
         self._inline = None if inline is None else InlineConnection(inline)
 

@@ -3,7 +3,7 @@
 One pass, per collection:
 1. the Milvus collection exists, has this version's primary key and is loaded (recreated from
    SQL's vectors when missing; rebuilt from them when it is a multi-tenant collection keyed by
-   ``id`` alone, as before tenants owned their ids: ``store.vectors.milvus_key``);
+   ``id`` alone, as before tenants owned their ids: ``store.index.milvus_key``);
 2. ``pending`` rows are pushed to Milvus and marked ``indexed``;
 3. ``deleting`` rows are deleted from Milvus, then from SQL;
 4. when the counts disagree, the key sets are compared: Milvus entities that SQL does not have
@@ -22,29 +22,27 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, func, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from store.collections import Collections
 from store.errors import Unavailable
-from store.ingest import RowKey, Writer
+from store.index import VectorIndex, milvus_key
 from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordState
-from store.tables import LeaseRow, RecordRow, tenant_of, utcnow
-from store.vectors import VectorIndex, milvus_key
+from store.sql.tables import RecordRow, tenant_of
+from store.writes.lease import Lease, LeaseLost
+from store.writes.protocol import RowKey, Writer
+
+if TYPE_CHECKING:  # the registry is built before the reconciler; only its type is needed here
+    from store.collections import Collections
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000
 LEASE_NAME = "reconciler"
-
-
-class _LeaseLost(Exception):
-    """Another process took the reconciler lease during this process's pass."""
 
 
 @dataclass
@@ -74,8 +72,12 @@ class Reconciler:
         self._vectors = vectors
         self._collections = collections
         self._writer = writer
-        self._lease = timedelta(seconds=lease_seconds)
-        self._holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._lease = Lease(
+            sessions=sessions,
+            name=LEASE_NAME,
+            holder=f"{socket.gethostname()}:{os.getpid()}:{id(self):x}",
+            seconds=lease_seconds,
+        )
 
     async def run_once(self, *, full: bool = False) -> ReconcileReport:
         """One pass over every collection; ``skipped`` when another process holds the lease."""
@@ -103,7 +105,7 @@ class Reconciler:
                 for info in infos:
                     await self._reconcile(info, report, full=full)
                     await self._renew()
-            except _LeaseLost:
+            except LeaseLost:
                 log.warning("reconciler lease lost during a pass; stopping it")
                 report.skipped = True
                 return report
@@ -315,42 +317,10 @@ class Reconciler:
     # -- lease --------------------------------------------------------------------------------
 
     async def _acquire(self) -> bool:
-        now = utcnow()
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                update(LeaseRow)
-                .where(
-                    and_(
-                        col(LeaseRow.name) == LEASE_NAME,
-                        (col(LeaseRow.holder) == self._holder) | (col(LeaseRow.expires_at) < now),
-                    )
-                )
-                .values(holder=self._holder, expires_at=now + self._lease)
-            )
-            if result.rowcount:  # type: ignore[attr-defined]
-                return True
-            exists = await session.get(LeaseRow, LEASE_NAME)
-            if exists is not None:
-                return False
-        try:
-            async with self._sessions() as session, session.begin():
-                session.add(
-                    LeaseRow(name=LEASE_NAME, holder=self._holder, expires_at=now + self._lease)
-                )
-        except IntegrityError:
-            return False
-        return True
+        return await self._lease.acquire()
 
     async def _renew(self) -> None:
-        """Extend the lease during a long pass; ``_LeaseLost`` when another process holds it
-        (this one stalled past the lease and the other took over)."""
-        if not await self._acquire():
-            raise _LeaseLost
+        await self._lease.renew()
 
     async def _release(self) -> None:
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                update(LeaseRow)
-                .where(and_(col(LeaseRow.name) == LEASE_NAME, col(LeaseRow.holder) == self._holder))
-                .values(expires_at=utcnow())
-            )
+        await self._lease.release()

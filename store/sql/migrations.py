@@ -1,5 +1,5 @@
 """Changes to SQL tables made by earlier versions, applied at start-up right after the missing
-tables are created (``store.database.create_tables``). Each step first checks whether the
+tables are created (``store.sql.engines.create_tables``). Each step first checks whether the
 database needs it, so it runs once, and is safe to race: processes starting at once on one
 database run it one after the other (PostgreSQL: an advisory lock; SQLite: ``BEGIN IMMEDIATE``)
 and the later ones find it done.
@@ -8,7 +8,7 @@ Steps:
 
 1. **Record keys scoped by tenant.** ``vq_record`` was keyed by (collection, id) with a nullable
    ``tenant``; it is keyed by (collection, tenant, id), ``tenant`` being ``''`` in collections
-   that are not multi-tenant (``store.tables.RecordRow``). PostgreSQL changes the key in place,
+   that are not multi-tenant (``store.sql.tables.RecordRow``). PostgreSQL changes the key in place,
    in one transaction; SQLite cannot change a primary key, so the rows are copied into a new
    table in one transaction. The old key allowed no id twice in a collection, so every row
    keeps its identity. Milvus collections of multi-tenant collections are re-keyed by the
@@ -22,7 +22,7 @@ import logging
 from sqlalchemy import Connection, Table, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from store.tables import NO_TENANT, RecordRow
+from store.sql.tables import NO_TENANT, RecordRow
 
 log = logging.getLogger(__name__)
 
