@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from resolvers.limits import Limits
+from store import MILVUS_TIMEOUT, SQL_POOL_SIZE
 
 ENV_PREFIX = "VECTORQL_"
 LIMITS = Limits()  # the defaults of the limits the use cases enforce
@@ -35,12 +36,16 @@ class Settings(BaseSettings):
         description="Milvus Lite file (*.db) or server URI (http://host:19530).",
     )
     milvus_token: SecretStr | None = Field(None, description="Milvus token (user:password).")
-    milvus_timeout: float = Field(10.0, gt=0, le=600, description="Seconds per Milvus call.")
+    milvus_timeout: float = Field(
+        MILVUS_TIMEOUT, gt=0, le=600, description="Seconds per Milvus call."
+    )
     database_url: str = Field(
         "sqlite+aiosqlite:///./data/vectorql.db",
         description="SQLAlchemy URL: sqlite+aiosqlite:///... or postgresql+asyncpg://...",
     )
-    sql_pool_size: int = Field(10, ge=1, le=1000, description="PostgreSQL connection pool size.")
+    sql_pool_size: int = Field(
+        SQL_POOL_SIZE, ge=1, le=1000, description="PostgreSQL connection pool size."
+    )
 
     # Server
     host: str = Field("127.0.0.1", description="Address to bind.")

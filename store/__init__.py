@@ -21,7 +21,7 @@ from store.filters import Filter, check_shape, parse_filter
 from store.instruments import SECONDS_BUCKETS, Instruments
 from store.keys import ApiKeys, KeyInfo, Scope, StoredKey, parse_key, secret_matches
 from store.loaders import Loaders
-from store.milvus import lite_file_in_use
+from store.milvus import MILVUS_TIMEOUT, lite_file_in_use
 from store.records import (
     CollectionInfo,
     CollectionSpec,
@@ -39,6 +39,7 @@ from store.records import (
 )
 from store.search import ScoredHit, SearchParams, SearchPlan
 from store.service import Store, StoreConfig
+from store.sql import SQL_POOL_SIZE
 from store.sql import ping as sql_ping
 from store.sql.listing import Page, encode_cursor
 from store.text import identifier_problem, shown, text_problem
@@ -61,7 +62,9 @@ from store.writes import (
 
 __all__ = [
     "DEFAULT_BATCH",
+    "MILVUS_TIMEOUT",
     "SECONDS_BUCKETS",
+    "SQL_POOL_SIZE",
     "ApiKeys",
     "Batch",
     "BatchOutcome",

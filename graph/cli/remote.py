@@ -3,9 +3,9 @@ import into this process's store, written with the server's own ``upsertRecords`
 
 A Milvus Lite file opens in one process only, so while ``vectorql serve`` runs on the default
 setup the command cannot open the store: it finds the server (``find_server``) and imports through
-its API instead. Lines are read and checked as ``store.importer`` reads them; each record is then
-validated by the server, whose per-record errors (``UpsertResult.errors``, or the problems of a
-``BAD_USER_INPUT`` with ``atomic: true`` under ``--strict``) are mapped back to their lines.
+its API instead. Lines are read and checked as ``store.writes.importer`` reads them; each record
+is then validated by the server, whose per-record errors (``UpsertResult.errors``, or the problems
+of a ``BAD_USER_INPUT`` with ``atomic: true`` under ``--strict``) are mapped back to their lines.
 Vectors go as base64 float32 (the compact form), except those this process cannot parse, which go
 as they were so that the server names what is wrong with them in its own words.
 """
@@ -237,8 +237,8 @@ async def import_through_api(
     on_progress: ProgressCallback | None = None,
 ) -> ImportSummary:
     """Import a JSON Lines file through the server of ``client``; as
-    ``store.importer.import_jsonl`` but written with ``upsertRecords`` (the server flushes Milvus
-    as it goes). Raises ``NotFound`` for an unknown collection before reading a line."""
+    ``store.writes.importer.import_jsonl`` but written with ``upsertRecords`` (the server flushes
+    Milvus as it goes). Raises ``NotFound`` for an unknown collection before reading a line."""
     await client.check_collection(collection)
     return await import_batches(
         path,

@@ -2,7 +2,7 @@
 Milvus and answers 503 while either is unreachable, naming it (``unavailable: ["sql"]``) with
 the reason in its check. Nothing is remembered between probes, so readiness recovers by
 itself when the dependency is back. The SQL check also creates the tables of a database that was
-down at start-up (``store.sqlsetup``), and names a database that does not exist."""
+down at start-up (``store.sql.setup``), and names a database that does not exist."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ after coercion, so document literals and variables are checked alike, before any
 arguments). It walks the converted arguments: strings, lists, input objects and JSON values (keys
 included). Identifier arguments and input fields (ids, tenants, names, cursors, models) get the
 identifier rule, everything else the free-text rule. One argument is left to the use case:
-``upsertRecords(records:)``, whose records are checked one by one (``store.ingest``), so that
-``atomic: false`` writes the good records of a batch with a bad one. A refused string answers
+``upsertRecords(records:)``, whose records are checked one by one (``store.writes.incoming``), so
+that ``atomic: false`` writes the good records of a batch with a bad one. A refused string answers
 ``BAD_USER_INPUT`` naming the argument path (``input.fields[2].name``).
 """
 
