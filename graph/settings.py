@@ -72,8 +72,12 @@ class Settings(BaseSettings):
         None, description="apikey or off (default: off on loopback, apikey elsewhere)."
     )
     allow_insecure: bool = Field(False, description="Allow auth=off on a non-loopback address.")
-    rate_limit_per_second: float = Field(50.0, ge=0, description="Requests/s per key (0 = off).")
-    rate_limit_burst: int = Field(100, ge=1, description="Token bucket size per key.")
+    # Above what one API process serves (a few hundred searches/s): the default guards against
+    # a runaway client, not one busy frontend. With auth off no rate limit applies.
+    rate_limit_per_second: float = Field(
+        1000.0, ge=0, description="Requests/s per key and process (0 = off)."
+    )
+    rate_limit_burst: int = Field(2000, ge=1, description="Token bucket size per key.")
     auth_failure_rate: float = Field(
         1.0,
         ge=0,

@@ -38,6 +38,10 @@ class Capabilities:
     # HNSW skips the candidates a filter drops, so a filtered search needs a wider ef for the
     # same recall (store.search); how much wider depends on the backend.
     filtered_ef: int = FILTERED_EF
+    # Whether a filtered search stays exact when the filter keeps few rows. Milvus servers
+    # search the few candidates by brute force; FAISS HNSW under Milvus Lite walks the graph
+    # past them and loses most (store.search routes such searches to an exact search instead).
+    exact_when_selective: bool = True
 
     @property
     def lite(self) -> bool:

@@ -1,5 +1,16 @@
 """Similarity search: Milvus finds ids and raw distances; scores follow design.md section 4.
 
+Routes (``SearchPlan.route``, shown by ``explain``):
+
+- ``index``: the vector index answers.
+- ``exact``: a filter (or tenant) that keeps at most ``EXACT_CANDIDATES`` rows, on an index that
+  is not exact for selective filters (``Capabilities.exact_when_selective``: Milvus Lite): the
+  matching rows' vectors are read from SQL and ranked exactly here.
+- ``exact-fallback``: the index returned fewer hits than asked while SQL has more matching rows
+  (a count that stops at what was asked): the search is answered exactly from SQL, up to
+  ``EXACT_FALLBACK`` rows; past that the answer is marked ``short``. Range searches, which may
+  rightly return fewer, are not checked.
+
 - COSINE: score = cosine similarity, distance = 1 - score.
 - IP: score = inner product, distance = -score.
 - L2: distance = Euclidean distance (Milvus reports it squared), score = 1 / (1 + distance).
@@ -11,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +31,12 @@ from store.errors import InvalidInput
 from store.filters import Filter, quote, to_milvus
 from store.index import FILTERED_EF, VectorHit, VectorIndex
 from store.records import CollectionInfo, Consistency, IndexType, Metric
+from store.sql.candidates import Candidates, Matching
+
+# Rows a selective filter may keep for the exact route (their vectors: 3 MB at 384-d).
+EXACT_CANDIDATES = 2048
+# The most rows read to answer exactly when the index came back short.
+EXACT_FALLBACK = 50_000
 
 # ef for HNSW when the client gives none: high recall (Milvus's own default is ef = topK).
 DEFAULT_EF = 128
@@ -51,6 +68,8 @@ class SearchPlan:
     params: dict[str, Any]
     consistency: Consistency
     expression: str
+    route: str = "index"  # "index", "exact" or "exact-fallback" (module docstring)
+    short: bool = False  # fewer hits than the collection could give: the index fell short
 
 
 def score(metric: Metric, raw: float) -> tuple[float, float]:
@@ -151,8 +170,18 @@ def expression(
 
 
 class Searcher:
-    def __init__(self, *, vectors: VectorIndex) -> None:
+    def __init__(
+        self,
+        *,
+        vectors: VectorIndex,
+        candidates: Candidates,
+        exact_candidates: int = EXACT_CANDIDATES,
+        fallback_rows: int = EXACT_FALLBACK,
+    ) -> None:
         self._vectors = vectors
+        self._candidates = candidates
+        self._exact_candidates = exact_candidates
+        self._fallback_rows = fallback_rows
 
     async def search(
         self,
@@ -176,6 +205,20 @@ class Searcher:
             filtered=where is not None,
             filtered_ef=caps.filtered_ef,
         )
+        plan = SearchPlan(
+            index_type=info.index.type,
+            params=search_params,
+            consistency=consistency,
+            expression=expr,
+        )
+        scope = Matching(where=where, tenant=tenant, exclude_id=exclude_id)
+        if (where is not None or tenant is not None) and not caps.exact_when_selective:
+            rows = await self._candidates.vectors(info, scope, at_most=self._exact_candidates)
+            if rows is not None:
+                exact = [
+                    exact_hits(info.metric, v, rows, search_params, top_k, offset) for v in vectors
+                ]
+                return [_scored(info.metric, hits) for hits in exact], replace(plan, route="exact")
         raw = await self._vectors.search(
             info,
             vectors,
@@ -185,13 +228,71 @@ class Searcher:
             params=search_params,
             consistency=consistency,
         )
-        plan = SearchPlan(
-            index_type=info.index.type,
-            params=search_params,
-            consistency=consistency,
-            expression=expr,
-        )
+        if "radius" not in search_params and any(len(hits) < top_k for hits in raw):
+            raw, plan = await self._unless_short(info, vectors, raw, plan, scope, top_k, offset)
         return [_scored(info.metric, hits) for hits in raw], plan
+
+    async def _unless_short(
+        self,
+        info: CollectionInfo,
+        vectors: Sequence[np.ndarray],
+        raw: list[list[VectorHit]],
+        plan: SearchPlan,
+        scope: Matching,
+        top_k: int,
+        offset: int,
+    ) -> tuple[list[list[VectorHit]], SearchPlan]:
+        """The index answered fewer than ``top_k`` for some query: when SQL has more matching
+        rows than that, answer those queries exactly (or say the answer is short)."""
+        available = await self._candidates.count(info, scope, at_most=offset + top_k)
+        expected = min(top_k, max(0, available - offset))
+        short = [i for i, hits in enumerate(raw) if len(hits) < expected]
+        if not short:
+            return raw, plan
+        rows = await self._candidates.vectors(info, scope, at_most=self._fallback_rows)
+        if rows is None:
+            return raw, replace(plan, short=True)
+        raw = list(raw)
+        for i in short:
+            raw[i] = exact_hits(info.metric, vectors[i], rows, plan.params, top_k, offset)
+        return raw, replace(plan, route="exact-fallback")
+
+
+def exact_hits(
+    metric: Metric,
+    query: np.ndarray,
+    rows: Sequence[tuple[str, bytes]],
+    params: dict[str, Any],
+    top_k: int,
+    offset: int,
+) -> list[VectorHit]:
+    """The best ``top_k`` rows after ``offset`` by exact distance, in Milvus's terms (similarity
+    for COSINE and IP, squared distance for L2), with Milvus's range bounds when given."""
+    if not rows:
+        return []
+    q = np.asarray(query, dtype=np.float32)
+    matrix = np.frombuffer(b"".join(v for _, v in rows), dtype="<f4").reshape(len(rows), -1)
+    if metric is Metric.L2:
+        raw = ((matrix - q) ** 2).sum(axis=1)
+        keep = np.ones(len(rows), dtype=bool)
+        if "radius" in params:
+            keep &= raw < params["radius"]
+        if "range_filter" in params:
+            keep &= raw >= params["range_filter"]
+        order = np.argsort(raw, kind="stable")
+    else:
+        raw = matrix @ q
+        if metric is Metric.COSINE:
+            norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(q))
+            raw = np.divide(raw, norms, out=np.zeros_like(raw), where=norms > 0)
+        keep = np.ones(len(rows), dtype=bool)
+        if "radius" in params:
+            keep &= raw > params["radius"]
+        if "range_filter" in params:
+            keep &= raw <= params["range_filter"]
+        order = np.argsort(-raw, kind="stable")
+    chosen = [int(i) for i in order if keep[i]][offset : offset + top_k]
+    return [VectorHit(rows[i][0], float(raw[i])) for i in chosen]
 
 
 def _scored(metric: Metric, hits: list[VectorHit]) -> list[ScoredHit]:

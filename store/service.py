@@ -22,6 +22,7 @@ from store.milvus import MILVUS_THREADS, MILVUS_TIMEOUT, MilvusIndex
 from store.search import Searcher
 from store.sql import SQL_POOL_SIZE, Reader, SqlSetup
 from store.sql import engines as database
+from store.sql.candidates import Candidates
 from store.sql.listing import Lister
 from store.writes import Flusher, Reconciler, Writer
 
@@ -84,7 +85,8 @@ class Store:
         self.reader = Reader(sessions=self.sessions, inline=self.inline_engine)
         self.lister = Lister(sessions=self.sessions)
         self.keys = ApiKeys(sessions=self.sessions)
-        self.searcher = Searcher(vectors=vectors)
+        self.candidates = Candidates(sessions=self.sessions)
+        self.searcher = Searcher(vectors=vectors, candidates=self.candidates)
         self.reconciler = Reconciler(
             sessions=self.sessions,
             vectors=vectors,

@@ -52,6 +52,20 @@ class Explain:
     consistency: Consistency
     candidates: int = strawberry.field(description="Hits Milvus returned.")
     returned: int = strawberry.field(description="Hits with a SQL record (the ones returned).")
+    route: str = strawberry.field(
+        description=(
+            "index: the vector index answered. exact: a selective filter on an index that is "
+            "not exact for one (Milvus Lite), so the matching rows were ranked exactly. "
+            "exact-fallback: the index returned fewer hits than the collection has for the "
+            "query, so it was answered exactly."
+        )
+    )
+    short: bool = strawberry.field(
+        description=(
+            "True when fewer hits came back than the collection has for the query and too "
+            "many rows match to answer exactly: the hits may be missing some."
+        )
+    )
 
     @classmethod
     def from_record(cls, e: ExplainRecord) -> Explain:
@@ -64,6 +78,8 @@ class Explain:
             consistency=e.plan.consistency,
             candidates=e.candidates,
             returned=e.returned,
+            route=e.plan.route,
+            short=e.plan.short,
         )
 
 

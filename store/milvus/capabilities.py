@@ -32,6 +32,7 @@ def detect_capabilities(version: str) -> Capabilities:
             like="lite",
             filtered_ef=LITE_FILTERED_EF,
             index_types=LITE_INDEX_TYPES,
+            exact_when_selective=False,
         )
     v = _version_tuple(version)
     return Capabilities(

@@ -7,9 +7,11 @@ sessions, table set-up and migrations, record reads and listing.
 - ``setup``: tables created the first time the database answers.
 - ``migrations``: upgrades of tables made by earlier versions.
 - ``reads`` and ``listing``: records by key, and pages of records by filter.
+- ``candidates``: the rows (and vectors) a filtered search may return, for exact search.
 
-``listing`` is imported by its path: it uses ``store.filters``, which compiles filters over
-``tables``, so exporting it here would make the two packages import each other.
+``listing`` and ``candidates`` are imported by their paths: they use ``store.filters``, which
+compiles filters over ``tables``, so exporting them here would make the two packages import each
+other.
 """
 
 from store.sql.engines import SQL_POOL_SIZE, make_engine, make_inline_engine, ping, sessionmaker

@@ -19,11 +19,10 @@ from typing import Any
 import pytest
 from pymilvus import MilvusException
 
-from store import Store
-from store.index import VectorIndex
 from store.milvus.calls import _translate
 from store.records import CollectionInfo, RecordState
 from tests.conftest import Api, fresh_database, make_settings, running_api
+from tests.fakes import Wrapped, serving_with
 from tests.integration.test_ingest import (
     DELETE,
     RECORD,
@@ -64,35 +63,6 @@ async def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     """An empty SQL database, so that a reconciler only sees this test's collections."""
     async with fresh_database(request.param, tmp_path) as url:
         yield url
-
-
-class Wrapped:
-    """A vector index that is the app's own except where a test overrides a method."""
-
-    def __init__(self, real: VectorIndex) -> None:
-        self.real = real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
-@contextlib.asynccontextmanager
-async def serving_with(api: Api, index: Any) -> AsyncIterator[Store]:
-    """The app serves its requests with a store over its own SQL engine and ``index``."""
-    real = api.app.state.store
-    store = Store(
-        config=real.config, engine=real.engine, vectors=index, instruments=real.instruments
-    )
-    await store.sql.ensure()
-    api.app.state.store = store
-    try:
-        yield store
-    finally:
-        api.app.state.store = real
-        await store.writer.close()
-        store.reader.close()
-        if store.inline_engine is not None:
-            store.inline_engine.dispose()
 
 
 # -- deletes ---------------------------------------------------------------------------------
