@@ -153,6 +153,28 @@ class Api:
         return body["errors"][0]
 
 
+class Caller:
+    """The API as one key sees it (no key: ``key=None``)."""
+
+    def __init__(self, api: Api, key: str | None) -> None:
+        self.api = api
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        return await self.api.post(query, variables, headers=self.headers)
+
+    async def ok(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        body = await self.post(query, variables)
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    async def code(self, query: str, variables: dict[str, Any] | None = None) -> str:
+        """The ``extensions.code`` of the first error (the answer must have one)."""
+        body = await self.post(query, variables)
+        assert body.get("errors"), body
+        return str(body["errors"][0]["extensions"]["code"])
+
+
 class SqlStatements:
     """Every SQL statement the store runs, on each of its engines (the async one, and the
     inline reader of a SQLite file)."""
@@ -184,19 +206,27 @@ async def running_api(settings: Settings) -> AsyncIterator[Api]:
             yield Api(client, app)
 
 
-@pytest.fixture(scope="session")
-def milvus_server(session_dir: Path) -> Iterator[Any]:
-    """A real Milvus standalone server (PyPI ``milvus``, 2.3) on a free loopback port."""
+@contextlib.contextmanager
+def milvus_standalone(directory: Path) -> Iterator[Any]:
+    """A real Milvus standalone server (PyPI ``milvus``, 2.3) on free loopback ports, with its
+    data in ``directory``; stopped afterwards. Skips (or fails in CI) when it cannot start."""
     from tests.servers import ServerStartError, start_milvus_standalone
 
     try:
-        server = start_milvus_standalone(session_dir / "milvus-standalone")
+        server = start_milvus_standalone(directory)
     except (ServerStartError, OSError, ImportError) as e:
         backend_missing("the Milvus standalone server", f"{type(e).__name__}: {e}")
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus_server(session_dir: Path) -> Iterator[Any]:
+    """The session's Milvus standalone server, shared by the server cells."""
+    with milvus_standalone(session_dir / "milvus-standalone") as server:
+        yield server
 
 
 @pytest.fixture(scope="session", params=["lite", "server"])
@@ -273,7 +303,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Deselects the cells a test's ``CELL_MARKERS`` marker leaves out (``validation``,
     ``sql_only``, ``milvus_only``); the server cells keep every unmarked test that writes,
     searches, filters or injects faults."""
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         (keep if _runs_on(item, *_cell_of(item)) else drop).append(item)
     if drop:

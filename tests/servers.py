@@ -16,6 +16,9 @@ data), and is killed when the test process exits. Example fixture::
             yield server            # server.uri == "http://127.0.0.1:PORT"
 
 Run ``python -m tests.servers`` for a smoke test of both with timings.
+
+And vectorql itself as users run it: :func:`serve_api` starts ``vectorql serve`` on the embedded
+stores of a directory (the one helper for every test that needs a real server process).
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
 LOOPBACK = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[1]
 
 # Milvus 2.3 components whose advertised address must be loopback (design.md section 9); without
 # it they register the first non-loopback address of the machine.
@@ -673,6 +678,133 @@ def start_milvus_lite_server(
 def milvus_lite_db_uri(base_dir: Path | str, name: str = "milvus.db") -> str:
     """URI for in-process Milvus Lite (one process per file): a ``.db`` path in `base_dir`."""
     return str(Path(base_dir).resolve() / name)
+
+
+# --------------------------------------------------------------------------------------------
+# vectorql serve
+
+
+VECTORQL = (sys.executable, "-m", "graph.cli")  # the CLI as users run it
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    """A running ``vectorql serve``: its URL, its admin key (when keys are on), its log."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+    env: Mapping[str, str]
+    key: str = ""  # the admin key ("" unless admin_key)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def graphql(self) -> str:
+        return f"{self.url}/graphql"
+
+    def rss(self) -> int:
+        return rss_bytes_of_group(self.process.pid)
+
+
+def api_env(data: Path, **settings: Any) -> dict[str, str]:
+    """The environment of a ``vectorql`` command on the embedded stores in ``data`` (a Milvus Lite
+    file and SQLite), plus ``settings`` as ``VECTORQL_<NAME>`` variables. Nothing from the
+    developer's own ``VECTORQL_*`` variables leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VECTORQL_")}
+    env.update(
+        VECTORQL_MILVUS_URI=str(data / "milvus.db"),
+        VECTORQL_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'vectorql.db'}",
+        VECTORQL_LOG_LEVEL="WARNING",
+        VECTORQL_LOG_FORMAT="console",
+        PYTHONUNBUFFERED="1",
+        # the code under test is the checkout these tests are in, whatever the working directory
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    env.update({f"VECTORQL_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+@contextlib.contextmanager
+def serve_api(
+    data: Path,
+    *,
+    admin_key: bool = False,
+    args: tuple[str, ...] = (),
+    timeout: float = 180.0,
+    **settings: Any,
+) -> Iterator[ApiServer]:
+    """``vectorql serve`` on a free loopback port with its data in ``data`` (see ``api_env``),
+    run from ``data`` (no stray .env), ready (``/readyz`` 200) when this yields, stopped after
+    (SIGTERM to its process group, SIGKILL after 30 s). ``admin_key``: an admin key is made first
+    with ``vectorql keys create`` (for servers with ``auth="apikey"``)."""
+    import httpx
+
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = api_env(data, host=LOOPBACK, port=port, **settings)
+    key = ""
+    if admin_key:
+        key = subprocess.run(
+            [*VECTORQL, "keys", "create", "--scope", "admin"],
+            cwd=data,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=True,
+        ).stdout.strip()
+    log = data / f"server-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*VECTORQL, "serve", *args],
+            cwd=data,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = ApiServer(url=f"http://{LOOPBACK}:{port}", log=log, process=process, env=env, key=key)
+    try:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while True:
+            if process.poll() is not None:
+                raise ServerStartError(
+                    f"vectorql serve exited with {process.returncode}:\n{log.read_text()[-4000:]}",
+                    exited=True,
+                )
+            try:
+                response = httpx.get(f"{server.url}/readyz", timeout=2)
+                if response.status_code == 200:
+                    break
+                last = f"{response.status_code} {response.text}"
+            except httpx.TransportError as e:
+                last = repr(e)
+            if time.monotonic() > deadline:
+                raise ServerStartError(
+                    f"vectorql serve not ready in {timeout:.0f} s ({last}):\n"
+                    f"{log.read_text()[-4000:]}"
+                )
+            time.sleep(0.2)
+        yield server
+    finally:
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group (uvicorn's workers too), SIGKILL if it has not ended in 30 s."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Client tests: a real vectorql server process, and the tools the clients need.
 
-The server is ``python -m graph.cli serve`` (uvicorn, as users run it) on a free loopback port with
-Milvus Lite and SQLite in a temporary directory, shared by every test in this folder. Each test
-makes its own collection names.
+The server is ``python -m graph.cli serve`` (uvicorn, as users run it; ``tests.servers.serve_api``)
+on a free loopback port with Milvus Lite and SQLite in a temporary directory, shared by every test
+in this folder. Each test makes its own collection names.
 
 A missing tool (Chromium, Node.js and npm, the codegen environment) skips its tests with the reason,
 or fails them when ``VECTORQL_TEST_REQUIRE_BACKENDS=1`` (CI).
@@ -10,13 +10,12 @@ or fails them when ``VECTORQL_TEST_REQUIRE_BACKENDS=1`` (CI).
 
 from __future__ import annotations
 
+import hashlib
 import os
-import socket
+import shutil
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,6 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import REQUIRE_BACKENDS
+from tests.servers import serve_api
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -32,7 +32,6 @@ OPERATIONS = EXAMPLES / "operations"
 ARTIFACTS = ROOT / "test-artifacts"
 
 START_TIMEOUT = 60.0
-SERVE = (sys.executable, "-m", "graph.cli", "serve")
 
 
 def tool_missing(what: str, reason: str, *, hint: str) -> NoReturn:
@@ -43,11 +42,60 @@ def tool_missing(what: str, reason: str, *, hint: str) -> NoReturn:
     pytest.skip(f"{message}; {hint}")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def run(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    timeout: float = 300,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """A client tool run to completion in ``cwd``, its output captured (``NO_COLOR=1``; ``env``
+    adds variables)."""
+    return subprocess.run(
+        list(args),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        check=False,
+    )
+
+
+def explain(result: subprocess.CompletedProcess[str], *, tail: int = 4000) -> str:
+    """A finished run for an assertion message: its exit code and the end of its output."""
+    return f"exit {result.returncode}\n{result.stdout[-tail:]}\n{result.stderr[-4000:]}"
+
+
+def npm_installed(project: Path) -> Path:
+    """``project``'s node_modules, filled by ``npm ci`` when package.json or package-lock.json
+    changed since the last install (a stamp file in node_modules, which is gitignored). Node.js
+    or npm missing, or ``npm ci`` failing: skip, or fail under VECTORQL_TEST_REQUIRE_BACKENDS=1."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        tool_missing(
+            "Node.js",
+            "node or npm is not on PATH",
+            hint="install Node.js 20 or newer (Debian: apt-get install nodejs npm)",
+        )
+    node_modules = project / "node_modules"
+    stamp = node_modules / ".vectorql-installed"
+    digest = hashlib.sha256()
+    for name in ("package.json", "package-lock.json"):
+        digest.update((project / name).read_bytes())
+    if stamp.is_file() and stamp.read_text() == digest.hexdigest():
+        return node_modules
+    result = run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=project, timeout=600
+    )
+    if result.returncode != 0:
+        tool_missing(
+            f"the npm packages of {project.relative_to(ROOT)}",
+            f"npm ci failed: {explain(result)}",
+            hint="npm ci needs the npm registry",
+        )
+    stamp.write_text(digest.hexdigest())
+    return node_modules
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,70 +154,18 @@ class LiveServer:
         assert written["upsertRecords"]["upserted"] == len(records)
 
 
-def _server_env(data: Path) -> dict[str, str]:
-    # Nothing from the developer's VECTORQL_* settings leaks into the server under test.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VECTORQL_")}
-    env.update(
-        VECTORQL_MILVUS_URI=str(data / "milvus.db"),
-        VECTORQL_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'vectorql.db'}",
-        VECTORQL_AUTH="off",
-        # The example page opened as a file sends `Origin: null`.
-        VECTORQL_CORS_ORIGINS='["null"]',
-        VECTORQL_LOG_LEVEL="WARNING",
-        VECTORQL_RECONCILE_INTERVAL="0",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """``vectorql serve --examples`` on 127.0.0.1, run from a temporary directory (no .env)."""
-    data = tmp_path_factory.mktemp("live-server")
-    port = free_port()
-    log = data / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*SERVE, "--host", "127.0.0.1", "--port", str(port), "--examples"],
-            cwd=data,
-            env=_server_env(data),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = LiveServer(url=f"http://127.0.0.1:{port}", log=log)
-    try:
-        _wait_ready(server, process)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-
-
-def _wait_ready(server: LiveServer, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"vectorql serve exited with {process.returncode}:\n{server.log.read_text()}",
-                pytrace=False,
-            )
-        try:
-            response = httpx.get(f"{server.url}/readyz", timeout=2)
-            if response.status_code == 200:
-                return
-            last = f"{response.status_code} {response.text}"
-        except httpx.TransportError as e:
-            last = repr(e)
-        time.sleep(0.2)
-    pytest.fail(
-        f"vectorql serve not ready in {START_TIMEOUT:.0f} s ({last}):\n{server.log.read_text()}",
-        pytrace=False,
-    )
+    with serve_api(
+        tmp_path_factory.mktemp("live-server"),
+        args=("--examples",),
+        timeout=START_TIMEOUT,
+        auth="off",
+        cors_origins='["null"]',  # the example page opened as a file sends `Origin: null`
+        reconcile_interval=0,
+    ) as server:
+        yield LiveServer(url=server.url, log=server.log)
 
 
 @pytest.fixture

@@ -8,21 +8,17 @@ package-lock.json is unchanged. Node.js and npm missing: skip, or fail under
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import subprocess
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.clients.conftest import EXAMPLES, LiveServer, tool_missing
+from tests.clients.conftest import EXAMPLES, LiveServer, explain, npm_installed, run
 
 TYPESCRIPT = EXAMPLES / "typescript"
-NODE_MODULES = TYPESCRIPT / "node_modules"
 GENERATED = TYPESCRIPT / "src" / "generated"
-STAMP = NODE_MODULES / ".vectorql-installed"
 
 OPERATION_TYPES = (
     "CreateCollectionMutation",
@@ -36,60 +32,20 @@ OPERATION_TYPES = (
 )
 
 
-def _run(
-    args: list[str], *, timeout: float = 300, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args,
-        cwd=TYPESCRIPT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        check=False,
-    )
-
-
-def _explain(result: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-
-
-def _lock_digest() -> str:
-    digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        digest.update((TYPESCRIPT / name).read_bytes())
-    return digest.hexdigest()
+_run = partial(run, cwd=TYPESCRIPT)
 
 
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
     """``npm ci`` once per lockfile change; the install is cached in examples/typescript."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        tool_missing(
-            "Node.js",
-            "node or npm is not on PATH",
-            hint="install Node.js 20 or newer (Debian: apt-get install nodejs npm)",
-        )
-    digest = _lock_digest()
-    if STAMP.is_file() and STAMP.read_text() == digest:
-        return NODE_MODULES
-    result = _run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], timeout=600)
-    if result.returncode != 0:
-        tool_missing(
-            "the npm packages of examples/typescript",
-            f"npm ci failed: {_explain(result)}",
-            hint="npm ci needs the npm registry",
-        )
-    STAMP.write_text(digest)
-    return NODE_MODULES
+    return npm_installed(TYPESCRIPT)
 
 
 @pytest.fixture(scope="module")
 def generated(node_modules: Path) -> Path:
     shutil.rmtree(GENERATED, ignore_errors=True)
     result = _run([str(node_modules / ".bin" / "graphql-codegen"), "--config", "codegen.ts"])
-    assert result.returncode == 0, _explain(result)
+    assert result.returncode == 0, explain(result)
     return GENERATED
 
 
@@ -110,18 +66,18 @@ def test_codegen_generates_the_operation_and_scalar_types(generated: Path) -> No
 
 def test_typed_client_compiles_with_tsc(generated: Path, node_modules: Path) -> None:
     result = _run([str(node_modules / ".bin" / "tsc"), "--noEmit", "-p", "tsconfig.json"])
-    assert result.returncode == 0, _explain(result)
+    assert result.returncode == 0, explain(result)
 
 
 def test_compiled_demo_runs_against_a_live_server(
     generated: Path, node_modules: Path, live_server: LiveServer, collection: str
 ) -> None:
     built = _run([str(node_modules / ".bin" / "tsc"), "-p", "tsconfig.json"])
-    assert built.returncode == 0, _explain(built)
+    assert built.returncode == 0, explain(built)
     node = shutil.which("node")
     assert node is not None
     result = _run([node, "dist/demo.js", live_server.graphql, collection], timeout=60)
-    assert result.returncode == 0, _explain(result)
+    assert result.returncode == 0, explain(result)
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["upserted"] == 3
     assert [hit["id"] for hit in summary["hits"]] == ["a1"]  # news from 2020 on

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,7 +20,15 @@ from types import ModuleType
 
 import pytest
 
-from tests.clients.conftest import EXAMPLES, OPERATIONS, ROOT, LiveServer, tool_missing
+from tests.clients.conftest import (
+    EXAMPLES,
+    OPERATIONS,
+    ROOT,
+    LiveServer,
+    explain,
+    run,
+    tool_missing,
+)
 
 PYTHON_EXAMPLE = EXAMPLES / "python"
 REQUIREMENTS = PYTHON_EXAMPLE / "requirements-codegen.txt"
@@ -41,16 +48,6 @@ ignore_errors = True
 """
 
 
-def _run(args: list[str], *, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def _explain(result: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-
-
 def _codegen_environment() -> Path:
     """The ariadne-codegen executable, installing its environment when absent or outdated."""
     executable = CODEGEN_ENV / "bin" / "ariadne-codegen"
@@ -63,11 +60,11 @@ def _codegen_environment() -> Path:
         [*pip, "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
     )
     for step in steps:
-        result = _run(step, cwd=PYTHON_EXAMPLE, timeout=600)
+        result = run(step, cwd=PYTHON_EXAMPLE, timeout=600)
         if result.returncode != 0:
             tool_missing(
                 "ariadne-codegen",
-                f"installing it failed: {_explain(result)}",
+                f"installing it failed: {explain(result)}",
                 hint="its environment is installed from PyPI on first use",
             )
     STAMP.write_text(digest)
@@ -89,8 +86,8 @@ def example_copy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     example.mkdir()
     for name in ("pyproject.toml", "scalars.py", "demo.py"):
         shutil.copy(PYTHON_EXAMPLE / name, example / name)
-    result = _run([str(executable)], cwd=example, timeout=120)
-    assert result.returncode == 0, _explain(result)
+    result = run([str(executable)], cwd=example, timeout=120)
+    assert result.returncode == 0, explain(result)
     assert (example / PACKAGE / "client.py").is_file()
     sys.path.insert(0, str(example))
     try:
@@ -170,19 +167,19 @@ def test_demo_runs_as_documented_from_the_example_environment(
     """The README's command, ``.venv/bin/python demo.py URL``: requirements-codegen.txt is the
     environment the demo and its generated client need (httpx, pydantic), nothing else."""
     python = CODEGEN_ENV / "bin" / "python"
-    result = _run(
+    result = run(
         [str(python), "demo.py", live_server.graphql, collection], cwd=example_copy, timeout=120
     )
-    assert result.returncode == 0, _explain(result)
+    assert result.returncode == 0, explain(result)
     assert "a1" in result.stdout
 
 
 def test_demo_type_checks_against_the_generated_client(example_copy: Path) -> None:
     config = example_copy / "mypy.ini"
     config.write_text(MYPY_CONFIG)
-    result = _run(
+    result = run(
         [sys.executable, "-m", "mypy", "--config-file", str(config), "demo.py"],
         cwd=example_copy,
         timeout=300,
     )
-    assert result.returncode == 0, _explain(result)
+    assert result.returncode == 0, explain(result)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,6 +38,7 @@ from store.sql.tables import RecordRow, utcnow
 from tests.conftest import POSTGRES_URL, _postgres_reachable, backend_missing
 
 T = FieldType
+V = TypeVar("V")
 FIELDS = (
     FieldSpec("s", T.STRING, max_length=256),
     FieldSpec("s_req", T.STRING, required=True, max_length=256),
@@ -148,16 +149,22 @@ async def postgres() -> AsyncIterator[AsyncEngine | str]:
         await admin.dispose()
 
 
+def on_backend(kind: str, sqlite: V, postgres: V | str) -> V:
+    """The SQLite or the PostgreSQL one of a pair of module fixtures; a PostgreSQL fixture holds
+    the reason (a string) when PostgreSQL is not reachable: skip, or fail in CI."""
+    if kind == "sqlite":
+        return sqlite
+    if isinstance(postgres, str):
+        backend_missing("PostgreSQL", postgres)
+    assert not isinstance(postgres, str)
+    return postgres
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def sql(
     request: pytest.FixtureRequest, sqlite: AsyncEngine, postgres: AsyncEngine | str
 ) -> AsyncEngine:
-    if request.param == "sqlite":
-        return sqlite
-    if isinstance(postgres, str):
-        backend_missing("PostgreSQL", postgres)
-    assert isinstance(postgres, AsyncEngine)
-    return postgres
+    return on_backend(request.param, sqlite, postgres)
 
 
 @dataclass
@@ -492,12 +499,7 @@ async def postgres_data(milvus: Milvus, postgres: AsyncEngine | str) -> AsyncIte
 def data(
     request: pytest.FixtureRequest, sqlite_data: Loaded, postgres_data: Loaded | str
 ) -> Loaded:
-    if request.param == "sqlite":
-        return sqlite_data
-    if isinstance(postgres_data, str):
-        backend_missing("PostgreSQL", postgres_data)
-    assert isinstance(postgres_data, Loaded)
-    return postgres_data
+    return on_backend(request.param, sqlite_data, postgres_data)
 
 
 def _case_id(case: tuple[dict[str, Any], set[str], str]) -> str:

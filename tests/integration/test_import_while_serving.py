@@ -3,8 +3,8 @@ file and SQLite): the server holds the file, so the command imports through the 
 the same summary and line-numbered errors; with the server stopped the same command opens the
 store itself.
 
-Real processes throughout: the server from ``tests.integration.test_preauth`` (API keys on, an
-admin key), the command as ``python -m graph.cli import`` with the server's environment.
+Real processes throughout: the server from ``tests.servers.serve_api`` (API keys on, an admin
+key), the command as ``python -m graph.cli import`` with the server's environment.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.integration.test_import import (
     vec,
     write_lines,
 )
-from tests.integration.test_preauth import Server, serve
+from tests.servers import ApiServer, serve_api
 
 NAME = "docs"
 VIA_API = "importing through its API"
@@ -39,7 +39,7 @@ CREATE = """mutation($input: CreateCollectionInput!) { createCollection(input: $
 
 @dataclass(frozen=True)
 class Running:
-    server: Server
+    server: ApiServer
     data: Path
 
     @property
@@ -53,7 +53,7 @@ class Running:
         return env
 
 
-def graphql(server: Server, query: str, **variables: Any) -> dict[str, Any]:
+def graphql(server: ApiServer, query: str, **variables: Any) -> dict[str, Any]:
     response = httpx.post(
         f"{server.url}/graphql",
         json={"query": query, "variables": variables},
@@ -65,18 +65,18 @@ def graphql(server: Server, query: str, **variables: Any) -> dict[str, Any]:
     return body
 
 
-def create_collection(server: Server, name: str) -> None:
+def create_collection(server: ApiServer, name: str) -> None:
     fields = [{"name": "kind", "type": "STRING"}, {"name": "n", "type": "INT"}]
     graphql(server, CREATE, input={"name": name, "dimension": 8, "fields": fields})
 
 
-def ids_in(server: Server, collection: str) -> set[str]:
+def ids_in(server: ApiServer, collection: str) -> set[str]:
     query = "query($c: String!) { records(collection: $c, first: 100) { edges { node { id } } } }"
     edges = graphql(server, query, c=collection)["data"]["records"]["edges"]
     return {edge["node"]["id"] for edge in edges}
 
 
-def nearest(server: Server, collection: str, vector: list[float]) -> str:
+def nearest(server: ApiServer, collection: str, vector: list[float]) -> str:
     query = """query($c: String!, $v: Vector!) {
       search(collection: $c, vector: $v, topK: 1) { hits { id } }
     }"""
@@ -99,7 +99,7 @@ def run_import(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Complet
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     data = tmp_path_factory.mktemp("serving")
-    with serve(data) as server:
+    with serve_api(data, admin_key=True, auth="apikey", reconcile_interval=0) as server:
         yield Running(server, data)
 
 
@@ -178,7 +178,7 @@ def test_the_same_command_imports_directly_once_the_server_stops(tmp_path: Path)
     data.mkdir()
     first = write_lines(tmp_path / "a.jsonl", [line(id="a1", vector=vec(1))])
     second = write_lines(tmp_path / "b.jsonl", [line(id="b1", vector=vec(2)), "[1]"])
-    with serve(data) as server:
+    with serve_api(data, admin_key=True, auth="apikey", reconcile_interval=0) as server:
         running = Running(server, data)
         create_collection(server, NAME)
         while_serving = run_import(running.env, tmp_path, str(first), "-c", NAME)

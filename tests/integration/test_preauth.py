@@ -11,20 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.servers import free_port, rss_bytes_of_group
+from tests.servers import ApiServer, serve_api
 
 BODY_TIMEOUT = 2.0
 STALL = 1.0  # the longest /healthz may take while an attack runs
@@ -32,79 +27,22 @@ FAST = 1.0  # the longest a refused attack may take
 COLLECTIONS = {"query": "{ collections { name } }"}
 
 
-@dataclass
-class Server:
-    url: str
-    key: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    def rss(self) -> int:
-        return rss_bytes_of_group(self.process.pid)
-
-
 @contextlib.contextmanager
-def serve(data: Path, **settings: Any) -> Iterator[Server]:
+def serve(data: Path, **settings: Any) -> Iterator[ApiServer]:
     """``vectorql serve`` with API keys on and an admin key, on a free loopback port."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "VECTORQL_AUTH": "apikey",
-        "VECTORQL_HOST": "127.0.0.1",
-        "VECTORQL_PORT": str(port),
-        "VECTORQL_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'vectorql.db'}",
-        "VECTORQL_MILVUS_URI": str(data / "milvus.db"),
-        "VECTORQL_BODY_TIMEOUT": str(BODY_TIMEOUT),
-        "VECTORQL_RECONCILE_INTERVAL": "0",
-        "VECTORQL_LOG_LEVEL": "WARNING",
-        "VECTORQL_LOG_FORMAT": "console",
-        **{f"VECTORQL_{k.upper()}": str(v) for k, v in settings.items()},
-    }
-    key = subprocess.run(
-        [sys.executable, "-m", "graph.cli", "keys", "create", "--scope", "admin"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    ).stdout.strip()
-    log = data / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "graph.cli", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.3)
-        yield Server(url=url, key=key, process=process, log=log)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serve_api(
+        data,
+        admin_key=True,
+        auth="apikey",
+        body_timeout=BODY_TIMEOUT,
+        reconcile_interval=0,
+        **settings,
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     with serve(tmp_path_factory.mktemp("preauth")) as running:
         yield running
 
@@ -112,14 +50,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 _next_address = iter(range(10, 250))
 
 
-def client(server: Server, **kwargs: Any) -> httpx.AsyncClient:
+def client(server: ApiServer, **kwargs: Any) -> httpx.AsyncClient:
     """A client from a loopback address of its own: to the server, another client address."""
     transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{next(_next_address)}")
     return httpx.AsyncClient(base_url=server.url, transport=transport, timeout=60, **kwargs)
 
 
 @contextlib.asynccontextmanager
-async def responsive(server: Server) -> AsyncIterator[list[float]]:
+async def responsive(server: ApiServer) -> AsyncIterator[list[float]]:
     """Probes ``/healthz`` every 50 ms meanwhile; yields the list of probe latencies."""
     latencies: list[float] = []
     stop = asyncio.Event()
@@ -170,7 +108,7 @@ async def timed_post(c: httpx.AsyncClient, **kwargs: Any) -> tuple[httpx.Respons
 # -- nothing before authentication ----------------------------------------------------------------
 
 
-async def test_a_fragment_bomb_without_a_key_costs_a_header_check(server: Server) -> None:
+async def test_a_fragment_bomb_without_a_key_costs_a_header_check(server: ApiServer) -> None:
     document = fragment_bomb()
     assert len(document) < 1000
     before = server.rss()
@@ -184,7 +122,7 @@ async def test_a_fragment_bomb_without_a_key_costs_a_header_check(server: Server
 
 
 async def raw_post(
-    server: Server, headers: dict[str, str], body: bytes, *, trickle: bool = False
+    server: ApiServer, headers: dict[str, str], body: bytes, *, trickle: bool = False
 ) -> tuple[int, dict[str, Any], float]:
     """POST ``/graphql`` over a bare socket, sending the headers and then only ``body`` (a part
     of what they announce), then read the answer: (status, JSON body, seconds). With
@@ -217,7 +155,9 @@ async def raw_post(
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
-async def test_a_32_mib_body_without_a_key_is_refused_unread(server: Server, framing: str) -> None:
+async def test_a_32_mib_body_without_a_key_is_refused_unread(
+    server: ApiServer, framing: str
+) -> None:
     """The server answers after the headers and the first 64 KiB of a 32 MiB body: it did not
     wait for (let alone decode) the rest."""
     headers = {"Content-Type": "application/json"}
@@ -241,7 +181,7 @@ async def test_a_32_mib_body_without_a_key_is_refused_unread(server: Server, fra
     [None, "Basic dXNlcjpwYXNz", "Bearer vq_0123456789ab_" + "x" * 43, "Bearer " + "x" * 5000],
 )
 async def test_requests_without_a_valid_key_are_refused_with_a_json_error(
-    server: Server, authorization: str | None
+    server: ApiServer, authorization: str | None
 ) -> None:
     headers = {"authorization": authorization} if authorization else {}
     async with client(server) as c:
@@ -253,7 +193,7 @@ async def test_requests_without_a_valid_key_are_refused_with_a_json_error(
             assert "nosuchfield" not in error["message"]
 
 
-async def test_requests_without_a_key_are_throttled_per_client_address(server: Server) -> None:
+async def test_requests_without_a_key_are_throttled_per_client_address(server: ApiServer) -> None:
     async with client(server) as stranger, client(server) as other:
         codes = [(await stranger.post("/graphql", json=COLLECTIONS)).status_code for _ in range(30)]
         assert codes[:20] == [401] * 20  # the default burst of refusals
@@ -323,7 +263,9 @@ async def test_strangers_who_know_a_key_id_cannot_lock_it_out(tmp_path: Path) ->
     ],
     ids=["8x10", "30x2", "aliases", "fields"],
 )
-async def test_a_few_kb_document_with_a_key_is_refused_fast(server: Server, document: str) -> None:
+async def test_a_few_kb_document_with_a_key_is_refused_fast(
+    server: ApiServer, document: str
+) -> None:
     assert len(document) < 8000
     async with responsive(server), client(server) as c:
         response, took = await timed_post(c, json={"query": document}, headers=bearer(server.key))
@@ -359,7 +301,7 @@ async def test_a_chunked_body_over_the_limit_is_cut_off(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("authorized", [True, False], ids=["key", "no-key"])
-async def test_a_slow_sender_is_cut_off(server: Server, authorized: bool) -> None:
+async def test_a_slow_sender_is_cut_off(server: ApiServer, authorized: bool) -> None:
     """A body trickling in, a byte every 0.2 s, is answered 408 after the body timeout instead
     of holding the connection (without a key: 401 at once, the body never waited for)."""
     headers = {"Content-Type": "application/json", "Content-Length": "1000"}

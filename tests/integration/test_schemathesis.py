@@ -14,16 +14,10 @@ from __future__ import annotations
 
 import base64
 import collections
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import graphql
@@ -35,8 +29,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.graphql import nodes
 
-from graph.schema.errors import EXPOSED_CODES
 from graph.schema import build_schema
+from graph.schema.errors import EXPOSED_CODES
+from tests.servers import ApiServer, serve_api
 
 POSITIVE_EXAMPLES = 70
 NEGATIVE_EXAMPLES = 25
@@ -95,75 +90,17 @@ schemathesis.graphql.scalar("JSON", _json_ast())
 schemathesis.graphql.scalar("Vector", _vector_ast())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    key: str
-    log: Path
-    process: subprocess.Popen[bytes]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data = tmp_path_factory.mktemp("schemathesis")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "VECTORQL_ENV": "production",
-        "VECTORQL_AUTH": "apikey",
-        "VECTORQL_HOST": "127.0.0.1",
-        "VECTORQL_PORT": str(port),
-        "VECTORQL_DATABASE_URL": f"sqlite+aiosqlite:///{data / 'vectorql.db'}",
-        "VECTORQL_MILVUS_URI": str(data / "milvus.db"),
-        "VECTORQL_RATE_LIMIT_PER_SECOND": "0",
-        "VECTORQL_LOG_LEVEL": "WARNING",
-        "VECTORQL_LOG_FORMAT": "console",
-        "VECTORQL_METRICS": "false",
-    }
-    created = subprocess.run(
-        [sys.executable, "-m", "graph.cli", "keys", "create", "--scope", "admin"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=True,
-    )
-    key = created.stdout.strip()
-    log = data / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "graph.cli", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.5)
-        yield Server(url=url, key=key, log=log, process=process)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    with serve_api(
+        tmp_path_factory.mktemp("schemathesis"),
+        admin_key=True,
+        env="production",
+        auth="apikey",
+        rate_limit_per_second=0,
+        metrics="false",
+    ) as running:
+        yield running
 
 
 def _seed(client: httpx.Client) -> None:
@@ -285,7 +222,7 @@ def _fuzz(
     run()
 
 
-def test_schemathesis_finds_no_server_error(server: Server) -> None:
+def test_schemathesis_finds_no_server_error(server: ApiServer) -> None:
     started = time.monotonic()
     schema = schemathesis.graphql.from_file(build_schema().as_str())
     operations = [result.ok() for result in schema.get_all_operations()]

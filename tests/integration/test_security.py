@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from store.sql.listing import encode_cursor
-from tests.conftest import Api, count_sql, make_settings, running_api
+from tests.conftest import Api, Caller, count_sql, make_settings, running_api
 
 DIM = 4
 UPSERT = """
@@ -54,27 +54,6 @@ mutation($c: String!, $ids: [ID!], $w: Filter, $t: String) {
 """
 COLLECTIONS = "{ collections { name stats { records } } }"
 KEY_CACHE_SECONDS = 0.2  # VECTORQL_KEY_CACHE_SECONDS of this module's app (2 by default)
-
-
-class Caller:
-    """The API as one key sees it (no key: ``key=None``)."""
-
-    def __init__(self, api: Api, key: str | None) -> None:
-        self.api = api
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-
-    async def post(self, query: str, variables: dict[str, Any] | None = None) -> Any:
-        return await self.api.post(query, variables, headers=self.headers)
-
-    async def ok(self, query: str, variables: dict[str, Any] | None = None) -> Any:
-        body = await self.post(query, variables)
-        assert not body.get("errors"), body["errors"]
-        return body["data"]
-
-    async def code(self, query: str, variables: dict[str, Any] | None = None) -> str:
-        body = await self.post(query, variables)
-        assert body.get("errors"), body
-        return str(body["errors"][0]["extensions"]["code"])
 
 
 def b64(v: Any) -> str:

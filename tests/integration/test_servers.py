@@ -4,10 +4,6 @@ PostgreSQL."""
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,9 +17,9 @@ from sqlalchemy import update
 
 from store.sql.tables import LeaseRow, utcnow
 from store.writes.lease import LeaseLost as _LeaseLost
-from tests.conftest import Api, backend_missing, make_settings, running_api
+from tests.conftest import Api, make_settings, milvus_standalone, running_api
+from tests.servers import serve_api
 
-ROOT = Path(__file__).resolve().parents[2]
 DIM = 8
 TIMEOUT = 3.0
 
@@ -48,16 +44,8 @@ def records(start: int, stop: int) -> list[dict[str, Any]]:
 @pytest.fixture
 def own_milvus_server(tmp_path: Path) -> Iterator[Any]:
     """A Milvus standalone server of this test's own, to kill and restart."""
-    from tests.servers import ServerStartError, start_milvus_standalone
-
-    try:
-        server = start_milvus_standalone(tmp_path / "milvus")
-    except (ServerStartError, OSError, ImportError) as e:
-        backend_missing("the Milvus standalone server", f"{type(e).__name__}: {e}")
-    try:
+    with milvus_standalone(tmp_path / "milvus") as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_milvus_server_killed_and_restarted(
@@ -108,64 +96,19 @@ async def test_milvus_server_killed_and_restarted(
         assert await api.store.vectors.all_ids(f"vq_{name}") == {f"r{i}" for i in range(30)}
 
 
-def free_port() -> int:
-    from tests.servers import free_port as pick
-
-    return pick()
-
-
-def serve(port: int, env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "graph.cli", "serve", "--port", str(port), *extra],
-        env={**os.environ, **env},
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"API process exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"API on port {port} not ready: {log.read_text()[-2000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 async def test_two_api_processes_share_milvus_server_and_postgres(
     milvus_server: Any, postgres_url: str, tmp_path: Path, name: str
 ) -> None:
-    env = {
-        "VECTORQL_MILVUS_URI": milvus_server.uri,
-        "VECTORQL_DATABASE_URL": postgres_url,
-        "VECTORQL_RECONCILE_INTERVAL": "1",
-        "VECTORQL_LOG_LEVEL": "WARNING",
+    shared = {
+        "milvus_uri": milvus_server.uri,
+        "database_url": postgres_url,
+        "reconcile_interval": 1,
     }
-    ports = [free_port(), free_port()]
-    logs = [tmp_path / "api-a.log", tmp_path / "api-b.log"]
-    procs = [serve(ports[0], env, logs[0]), serve(ports[1], env, logs[1], "--workers", "2")]
-    try:
-        for port, proc, log in zip(ports, procs, logs, strict=True):
-            wait_ready(port, proc, log)
-        a = f"http://127.0.0.1:{ports[0]}/graphql"
-        b = f"http://127.0.0.1:{ports[1]}/graphql"
+    with (
+        serve_api(tmp_path / "api-a", **shared) as server_a,
+        serve_api(tmp_path / "api-b", args=("--workers", "2"), **shared) as server_b,
+    ):
+        a, b = server_a.graphql, server_b.graphql
         async with httpx.AsyncClient(timeout=60) as client:
 
             async def gql(url: str, query: str, variables: dict[str, Any]) -> Any:
@@ -200,9 +143,6 @@ async def test_two_api_processes_share_milvus_server_and_postgres(
             )
             assert gone == {"record": None}
             await gql(a, "mutation($n: String!) { dropCollection(name: $n) }", {"n": name})
-    finally:
-        for proc in procs:
-            stop(proc)
 
 
 async def test_only_one_reconciler_runs_at_a_time(api: Api) -> None:

@@ -44,7 +44,7 @@ from store.records import CollectionInfo, IndexSpec, IndexType, Metric, RecordDa
 from store.sql.engines import create_tables, make_engine
 from store.sql.listing import encode_cursor
 from store.sql.tables import JsonType, RecordRow
-from tests.conftest import Api, fresh_database, make_settings, running_api
+from tests.conftest import Api, Caller, fresh_database, make_settings, running_api
 
 DIM = 4
 UPSERT = """
@@ -87,22 +87,6 @@ DROP = "mutation($n: String!) { dropCollection(name: $n) }"
 
 def vec(seed: int) -> list[float]:
     return [float(x) for x in np.random.default_rng(seed).normal(size=DIM).astype(np.float32)]
-
-
-class Caller:
-    """The API as one key sees it."""
-
-    def __init__(self, api: Api, key: str) -> None:
-        self.api = api
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    async def post(self, query: str, variables: dict[str, Any] | None = None) -> Any:
-        return await self.api.post(query, variables, headers=self.headers)
-
-    async def ok(self, query: str, variables: dict[str, Any] | None = None) -> Any:
-        body = await self.post(query, variables)
-        assert not body.get("errors"), body["errors"]
-        return body["data"]
 
 
 @dataclass
