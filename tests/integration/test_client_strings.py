@@ -30,8 +30,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graph.schema.errors import EXPOSED_CODES
 from graph.schema import build_schema
+from graph.schema.errors import EXPOSED_CODES
 from tests.conftest import Api, make_settings, running_api
 
 SURROGATE = "\ud800"
