@@ -34,7 +34,9 @@ class Candidates:
         conditions: list[ColumnElement[bool]] = [
             col(RecordRow.collection) == info.name,
             col(RecordRow.tenant) == tenant_key(matching.tenant),
-            col(RecordRow.state) != RecordState.DELETING.value,
+            # What the index is meant to hold: rows still pending (their Milvus write failed; the
+            # reconciler pushes them) stay out of search on every route, as on the index's.
+            col(RecordRow.state) == RecordState.INDEXED.value,
         ]
         if matching.exclude_id is not None:
             conditions.append(col(RecordRow.id) != matching.exclude_id)
