@@ -5,7 +5,8 @@ Routes (``SearchPlan.route``, shown by ``explain``):
 - ``index``: the vector index answers.
 - ``exact``: a filter (or tenant) that keeps at most ``EXACT_CANDIDATES`` rows, on an index that
   is not exact for selective filters (``Capabilities.exact_when_selective``: Milvus Lite): the
-  matching rows' vectors are read from SQL and ranked exactly here.
+  index lists the matching ids (a query, no search), SQL gives their vectors by key, and they are
+  ranked exactly here.
 - ``exact-fallback``: the index returned fewer hits than asked while SQL has more matching rows
   (a count that stops at what was asked): the search is answered exactly from SQL, up to
   ``EXACT_FALLBACK`` rows; past that the answer is marked ``short``. Range searches, which may
@@ -213,8 +214,12 @@ class Searcher:
         )
         scope = Matching(where=where, tenant=tenant, exclude_id=exclude_id)
         if (where is not None or tenant is not None) and not caps.exact_when_selective:
-            rows = await self._candidates.vectors(info, scope, at_most=self._exact_candidates)
-            if rows is not None:
+            # The index evaluates the filter far faster than SQL's JSON columns can.
+            ids = await self._vectors.query_ids(
+                info.milvus_name, expr, limit=self._exact_candidates + 1
+            )
+            if len(ids) <= self._exact_candidates:
+                rows = await self._candidates.vectors_of(info, tenant=tenant, ids=ids)
                 exact = [
                     exact_hits(info.metric, v, rows, search_params, top_k, offset) for v in vectors
                 ]
