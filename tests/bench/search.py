@@ -46,7 +46,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -612,8 +612,14 @@ def process_cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_snapshot(pids: dict[str, int | None]) -> dict[str, float]:
-    snap = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+# A process whose CPU is counted: a pid, or a function returning CPU seconds (a process tree, say).
+CpuSource = int | None | Callable[[], float]
+
+
+def cpu_snapshot(pids: dict[str, CpuSource]) -> dict[str, float]:
+    snap = {
+        name: pid() if callable(pid) else process_cpu_seconds(pid) for name, pid in pids.items()
+    }
     snap["bench"] = time.process_time()
     return snap
 
@@ -675,7 +681,7 @@ async def measure(
     truth: Sequence[set[str]],
     warmup: int,
     repeat: int,
-    pids: dict[str, int | None],
+    pids: dict[str, CpuSource],
 ) -> list[Measurement]:
     """Measure every mode on the same queries, interleaved in blocks of ``5 * concurrency``
     queries (rotating which mode goes first), so that drifting background load on the machine
