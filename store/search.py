@@ -5,8 +5,9 @@ Routes (``SearchPlan.route``, shown by ``explain``):
 - ``index``: the vector index answers.
 - ``exact``: a filter (or tenant) that keeps at most ``EXACT_CANDIDATES`` rows, on an index that
   is not exact for selective filters (``Capabilities.exact_when_selective``: Milvus Lite): the
-  index lists the matching ids (a query, no search), SQL gives their vectors by key, and they are
-  ranked exactly here.
+  matching rows' vectors are read from SQL and ranked exactly here. A filter found to keep more
+  goes to the index for ``BROAD_SECONDS`` without being probed again. (Asking Milvus Lite for
+  the matching ids instead cost more: docs/measurements.md.)
 - ``exact-fallback``: the index returned fewer hits than asked while SQL has more matching rows
   (a count that stops at what was asked): the search is answered exactly from SQL, up to
   ``EXACT_FALLBACK`` rows; past that the answer is marked ``short``. Range searches, which may
@@ -22,6 +23,7 @@ per-request record loader (one statement for all hits of a request).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,6 +40,10 @@ from store.sql.candidates import Candidates, Matching
 EXACT_CANDIDATES = 2048
 # The most rows read to answer exactly when the index came back short.
 EXACT_FALLBACK = 50_000
+# How long a filter found to keep more than EXACT_CANDIDATES rows goes straight to the index,
+# and how many such filters a process remembers.
+BROAD_SECONDS = 30.0
+BROAD_REMEMBERED = 1024
 
 # ef for HNSW when the client gives none: high recall (Milvus's own default is ef = topK).
 DEFAULT_EF = 128
@@ -183,6 +189,7 @@ class Searcher:
         self._candidates = candidates
         self._exact_candidates = exact_candidates
         self._fallback_rows = fallback_rows
+        self._broad: dict[tuple[str, str], float] = {}  # (collection, expression): until when
 
     async def search(
         self,
@@ -214,12 +221,8 @@ class Searcher:
         )
         scope = Matching(where=where, tenant=tenant, exclude_id=exclude_id)
         if (where is not None or tenant is not None) and not caps.exact_when_selective:
-            # The index evaluates the filter far faster than SQL's JSON columns can.
-            ids = await self._vectors.query_ids(
-                info.milvus_name, expr, limit=self._exact_candidates + 1
-            )
-            if len(ids) <= self._exact_candidates:
-                rows = await self._candidates.vectors_of(info, tenant=tenant, ids=ids)
+            rows = await self._selective_rows(info, scope, expr)
+            if rows is not None:
                 exact = [
                     exact_hits(info.metric, v, rows, search_params, top_k, offset) for v in vectors
                 ]
@@ -236,6 +239,23 @@ class Searcher:
         if "radius" not in search_params and any(len(hits) < top_k for hits in raw):
             raw, plan = await self._unless_short(info, vectors, raw, plan, scope, top_k, offset)
         return [_scored(info.metric, hits) for hits in raw], plan
+
+    async def _selective_rows(
+        self, info: CollectionInfo, scope: Matching, expr: str
+    ) -> list[tuple[str, bytes]] | None:
+        """The matching rows when there are few enough to rank exactly, else None. A filter found
+        broad is not probed again for ``BROAD_SECONDS`` (the probe reads up to
+        ``exact_candidates`` rows for nothing)."""
+        key = (info.name, expr)
+        now = time.monotonic()
+        if self._broad.get(key, 0.0) > now:
+            return None
+        rows = await self._candidates.vectors(info, scope, at_most=self._exact_candidates)
+        if rows is None:
+            self._broad[key] = now + BROAD_SECONDS
+            while len(self._broad) > BROAD_REMEMBERED:
+                self._broad.pop(next(iter(self._broad)))
+        return rows
 
     async def _unless_short(
         self,

@@ -4,7 +4,6 @@ record, has every row and its vector."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, func, select
@@ -13,7 +12,6 @@ from sqlmodel import col
 
 from store.filters import Filter, to_sql
 from store.records import CollectionInfo, RecordState
-from store.sql.reads import IN_CHUNK
 from store.sql.tables import RecordRow, tenant_key
 
 
@@ -82,21 +80,3 @@ class Candidates:
         if len(rows) > at_most:
             return None
         return [(str(r[0]), bytes(r[1])) for r in rows]
-
-    async def vectors_of(
-        self, info: CollectionInfo, *, tenant: str | None, ids: Sequence[str]
-    ) -> list[tuple[str, bytes]]:
-        """(id, float32 vector) of the indexed rows among ``ids`` (by primary key)."""
-        out: list[tuple[str, bytes]] = []
-        async with self._sessions() as session:
-            for start in range(0, len(ids), IN_CHUNK):
-                rows = await session.execute(
-                    select(col(RecordRow.id), col(RecordRow.vector)).where(
-                        col(RecordRow.collection) == info.name,
-                        col(RecordRow.tenant) == tenant_key(tenant),
-                        col(RecordRow.id).in_(ids[start : start + IN_CHUNK]),
-                        col(RecordRow.state) == RecordState.INDEXED.value,
-                    )
-                )
-                out.extend((str(r[0]), bytes(r[1])) for r in rows)
-        return out
