@@ -35,6 +35,8 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlmodel import col
 
 from store.filters.tree import (
@@ -54,6 +56,37 @@ from store.records import FieldSpec, FieldType
 from store.sql.tables import RecordRow
 
 DIALECTS = ("sqlite", "postgresql")
+
+# SQLite parses a flat ``a OR b OR ...`` into a tree as deep as the chain and refuses one over
+# 1,000 deep (a filter at its list limit): long chains go as parenthesized groups of this many.
+CHAIN = 16
+
+
+class Parenthesized(ColumnElement[bool]):
+    """``(inner)``, kept as a group: SQLAlchemy flattens nested ``and_``/``or_`` of one kind."""
+
+    type = Boolean()
+    inherit_cache = True
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, inner: ColumnElement[bool]) -> None:
+        self.inner = inner
+
+
+@compiles(Parenthesized)
+def _parenthesized(element: Parenthesized, compiler: Any, **kw: Any) -> str:
+    return "(" + str(compiler.process(element.inner, **kw)) + ")"
+
+
+def chain(terms: Sequence[ColumnElement[bool]], combine: Any) -> ColumnElement[bool]:
+    """``combine(*terms)`` as nested groups of at most ``CHAIN`` terms."""
+    grouped = list(terms)
+    while len(grouped) > CHAIN:
+        grouped = [
+            Parenthesized(combine(*grouped[i : i + CHAIN])) for i in range(0, len(grouped), CHAIN)
+        ]
+    return combine(*grouped)  # type: ignore[no-any-return]
+
 
 _GLOB_ESCAPES = {"*": "[*]", "?": "[?]", "[": "[[]"}
 _LIKE_ESCAPES = {"\\": "\\\\", "%": "\\%", "_": "\\_"}
@@ -102,9 +135,9 @@ class _Compiler:
 
     def render(self, f: Filter) -> ColumnElement[bool]:
         if isinstance(f, And):
-            return and_(*(self.render(item) for item in f.items))
+            return chain([self.render(item) for item in f.items], and_)
         if isinstance(f, Or):
-            return or_(*(self.render(item) for item in f.items))
+            return chain([self.render(item) for item in f.items], or_)
         if isinstance(f, Not):
             return not_(self.render(f.item))
         spec = self.spec(f.field)
@@ -202,7 +235,7 @@ class _SQLite(_Compiler):
             return exists(select(literal(1)).select_from(items).where(match))
 
         if op is Op.CONTAINS_ALL:
-            return and_(*(any_of([v]) for v in values))
+            return chain([any_of([v]) for v in values], and_)
         return any_of(values)
 
     def id_column(self) -> ColumnElement[str]:
