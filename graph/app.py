@@ -50,6 +50,7 @@ def store_config(settings: Settings) -> StoreConfig:
         milvus_timeout=settings.milvus_timeout,
         database_url=settings.database_url,
         sql_pool_size=settings.sql_pool_size,
+        sql_pooler=settings.sql_pooler,
         flush_threshold=settings.flush_threshold,
         flush_idle=settings.flush_idle,
         flush_idle_rows=settings.flush_idle_rows,

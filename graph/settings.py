@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from resolvers.limits import Limits
-from store import MILVUS_TIMEOUT, SQL_POOL_SIZE
+from store import MILVUS_TIMEOUT, SQL_POOL_SIZE, SqlPooler
 
 ENV_PREFIX = "VECTORQL_"
 LIMITS = Limits()  # the defaults of the limits the use cases enforce
@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     )
     sql_pool_size: int = Field(
         SQL_POOL_SIZE, ge=1, le=1000, description="PostgreSQL connection pool size."
+    )
+    sql_pooler: SqlPooler = Field(
+        "none",
+        description="transaction: PostgreSQL is reached through PgBouncer (or another pooler) in "
+        "transaction mode, so no prepared statement outlives its transaction.",
     )
 
     # Server

@@ -5,6 +5,8 @@
 #   docker-compose  `docker-compose config` checks docker-compose.yml (tests/unit/test_deploy.py);
 #                   no Docker engine is needed for that
 #   promtool        (package prometheus) checks deploy/prometheus*.yml and runs the rule tests
+#   pgbouncer       PgBouncer in transaction mode in front of the test PostgreSQL
+#                   (tests/integration/test_pgbouncer.py); the package's own service is not used
 #
 # A tool already on PATH is used as it is (Chromium may also be named by VECTORQL_TEST_CHROMIUM).
 # Otherwise, as root with apt-get, the missing packages are installed (no recommends; their services
@@ -44,6 +46,11 @@ if command -v promtool >/dev/null; then
   echo "ensure_test_tools: using $(command -v promtool)"
 else
   missing+=(prometheus)
+fi
+if command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]]; then
+  echo "ensure_test_tools: using $(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
+else
+  missing+=(pgbouncer)
 fi
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 

@@ -39,7 +39,7 @@ from store.records import (
 )
 from store.search import ScoredHit, SearchParams, SearchPlan
 from store.service import Store, StoreConfig
-from store.sql import SQL_POOL_SIZE
+from store.sql import SQL_POOL_SIZE, SqlPooler
 from store.sql import ping as sql_ping
 from store.sql.listing import Page, encode_cursor
 from store.text import identifier_problem, shown, text_problem
@@ -99,6 +99,7 @@ __all__ = [
     "ScoredHit",
     "SearchParams",
     "SearchPlan",
+    "SqlPooler",
     "Store",
     "StoreConfig",
     "StoredKey",

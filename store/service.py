@@ -20,7 +20,7 @@ from store.instruments import Instruments
 from store.keys import ApiKeys
 from store.milvus import MILVUS_THREADS, MILVUS_TIMEOUT, MilvusIndex
 from store.search import Searcher
-from store.sql import SQL_POOL_SIZE, Reader, SqlSetup
+from store.sql import SQL_POOL_SIZE, Reader, SqlPooler, SqlSetup
 from store.sql import engines as database
 from store.sql.candidates import Candidates
 from store.sql.listing import Lister
@@ -39,6 +39,7 @@ class StoreConfig:
     milvus_timeout: float = MILVUS_TIMEOUT  # seconds per Milvus data call
     milvus_threads: int = MILVUS_THREADS
     sql_pool_size: int = SQL_POOL_SIZE
+    sql_pooler: SqlPooler = "none"  # "transaction": PgBouncer or the like in transaction mode
     # Unflushed rows take Milvus's slow search path (docs/measurements.md, "store"): flush a
     # collection once this many are unflushed, or once writes pause for flush_idle seconds with
     # at least flush_idle_rows unflushed.
@@ -112,7 +113,9 @@ class Store:
         ``store.sql.ready`` says whether the tables exist yet (``store.sql.wait_ready`` retries).
         ``instruments``: where spans and metrics go (default: nowhere)."""
         instruments = instruments or Instruments()
-        engine = database.make_engine(config.database_url, pool_size=config.sql_pool_size)
+        engine = database.make_engine(
+            config.database_url, pool_size=config.sql_pool_size, pooler=config.sql_pooler
+        )
         vectors = vector_index or MilvusIndex(
             uri=config.milvus_uri,
             token=config.milvus_token,

@@ -14,7 +14,14 @@ compiles filters over ``tables``, so exporting them here would make the two pack
 other.
 """
 
-from store.sql.engines import SQL_POOL_SIZE, make_engine, make_inline_engine, ping, sessionmaker
+from store.sql.engines import (
+    SQL_POOL_SIZE,
+    SqlPooler,
+    make_engine,
+    make_inline_engine,
+    ping,
+    sessionmaker,
+)
 from store.sql.reads import Reader
 from store.sql.setup import SqlSetup
 from store.sql.tables import utcnow
@@ -22,6 +29,7 @@ from store.sql.tables import utcnow
 __all__ = [
     "SQL_POOL_SIZE",
     "Reader",
+    "SqlPooler",
     "SqlSetup",
     "make_engine",
     "make_inline_engine",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -26,8 +26,14 @@ from store.sql.sessions import Gate, SqlSession
 
 SQL_POOL_SIZE = 10  # PostgreSQL connections per process (and as many again on overflow)
 
+# What sits between this process and PostgreSQL: nothing, or a pooler in transaction mode
+# (PgBouncer's pool_mode=transaction, CloudNativePG's Pooler, pgcat, RDS Proxy).
+SqlPooler = Literal["none", "transaction"]
 
-def make_engine(url: str, *, pool_size: int = SQL_POOL_SIZE, echo: bool = False) -> AsyncEngine:
+
+def make_engine(
+    url: str, *, pool_size: int = SQL_POOL_SIZE, pooler: SqlPooler = "none", echo: bool = False
+) -> AsyncEngine:
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps}
     if parsed.get_backend_name() == "sqlite":
@@ -38,11 +44,26 @@ def make_engine(url: str, *, pool_size: int = SQL_POOL_SIZE, echo: bool = False)
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         kwargs["connect_args"] = {"timeout": 10, "command_timeout": 30}
+        if pooler == "transaction":
+            kwargs["connect_args"].update(_TRANSACTION_POOLER_ARGS)
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
+
+# Behind a pooler in transaction mode, consecutive transactions of one client connection run on
+# different server connections, so no prepared statement may outlive its transaction. asyncpg's
+# statement cache and SQLAlchemy's are off (a cached statement is missing on the next server
+# connection: "prepared statement ... does not exist"), and SQLAlchemy prepares each statement
+# unnamed (name ""), then runs it in the same transaction, on the same server connection. Named
+# ones would collide between processes (asyncpg numbers them per process) or, named uniquely,
+# pile up on the server connections (docs/measurements.md, "store").
+_TRANSACTION_POOLER_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: "",
+}
 
 INLINE_BUSY_SECONDS = 1.0
 
