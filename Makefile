@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-tracing bench-api-cpu bench-peer clean
+.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-tracing bench-api-cpu bench-peer bench-engine clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench-ingest: $(VENV)/.installed-dev
 
 bench-search: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.bench.search $(ARGS)
+
+# The default engine (the managed Milvus standalone): start times, memory, import to searchable.
+bench-engine: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.bench.engine $(ARGS)
 
 bench-tracing: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.bench.tracing $(ARGS)

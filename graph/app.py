@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
 
 from fastapi import FastAPI, Request
@@ -38,9 +38,22 @@ from graph.logs import configure_logging
 from graph.schema import Context, ProductionErrors, build_schema
 from graph.settings import Settings
 from graph.telemetry import Telemetry, check_metrics, metrics_router, serves_metrics
-from store import Store, StoreConfig, Unavailable
+from store import Store, StoreConfig, Unavailable, local_engine
 
 log = logging.getLogger("vectorql.app")
+
+
+@contextlib.contextmanager
+def local_milvus(settings: Settings) -> Iterator[Settings]:
+    """``settings`` with a Milvus URI that names a server or a file: with ``local`` (the
+    default) the managed engine of its data directory is claimed for the ``with`` block (started
+    if no vectorql process runs it; stopped after if no other uses it) and its URI put in."""
+    data_dir = settings.milvus_local_dir
+    if data_dir is None:
+        yield settings
+        return
+    with local_engine(data_dir, bin_dir=settings.milvus_bin_dir) as engine:
+        yield settings.model_copy(update={"milvus_uri": engine.uri})
 
 
 def store_config(settings: Settings) -> StoreConfig:
@@ -74,11 +87,22 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # `vectorql serve` claims the local engine before uvicorn and hands its workers the URI;
+        # an app built some other way on the default claims it here (a blocking start).
+        milvus = contextlib.ExitStack()
+        resolved = await asyncio.to_thread(milvus.enter_context, local_milvus(settings))
         # Start without SQL or Milvus: /readyz reports which is down, calls answer UNAVAILABLE
         # and retry, and the SQL tables are created when the database first answers.
-        store = await Store.open(
-            store_config(settings), connect_milvus=False, require_sql=False, instruments=tel.store
-        )
+        try:
+            store = await Store.open(
+                store_config(resolved),
+                connect_milvus=False,
+                require_sql=False,
+                instruments=tel.store,
+            )
+        except BaseException:
+            await asyncio.to_thread(milvus.close)
+            raise
         for engine in store.sql_engines:
             tel.instrument_engine(engine)
         try:
@@ -111,6 +135,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await store.close()
+            await asyncio.to_thread(milvus.close)
             if owns_telemetry:
                 await asyncio.to_thread(tel.shutdown)  # flushes exporters: may block a moment
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from resolvers.limits import Limits
-from store import MILVUS_TIMEOUT, SQL_POOL_SIZE, SqlPooler
+from store import LOCAL, MILVUS_TIMEOUT, SQL_POOL_SIZE, SqlPooler, local_data_dir
 
 ENV_PREFIX = "VECTORQL_"
 LIMITS = Limits()  # the defaults of the limits the use cases enforce
@@ -24,7 +25,8 @@ class InsecureSettings(ValueError):
 
 
 class Settings(BaseSettings):
-    """Every setting has a working default: embedded Milvus Lite and SQLite under ``./data/``."""
+    """Every setting has a working default: the managed Milvus standalone (or Milvus Lite) and
+    SQLite under ``./data/``."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
@@ -32,8 +34,16 @@ class Settings(BaseSettings):
 
     # Stores
     milvus_uri: str = Field(
-        "./data/milvus.db",
-        description="Milvus Lite file (*.db) or server URI (http://host:19530).",
+        LOCAL,
+        description="local: a Milvus 2.3 standalone that vectorql runs itself, data in "
+        "./data/milvus/ (local:DIR for another directory), or Milvus Lite at ./data/milvus.db "
+        "where it cannot run or that file exists; a Milvus Lite file (*.db); or a server URI "
+        "(http://host:19530).",
+    )
+    milvus_bin_dir: Path | None = Field(
+        None,
+        description="Where the managed standalone's binary is unpacked from the milvus package "
+        "(default: ~/.cache/vectorql/milvus-VERSION/bin).",
     )
     milvus_token: SecretStr | None = Field(None, description="Milvus token (user:password).")
     milvus_timeout: float = Field(
@@ -171,8 +181,13 @@ class Settings(BaseSettings):
     @field_validator("milvus_uri")
     @classmethod
     def _known_milvus(cls, v: str) -> str:
+        if local_data_dir(v) is not None:
+            return v
         if not (v.endswith(".db") or v.startswith(("http://", "https://", "tcp://", "unix:"))):
-            raise ValueError("must be a Milvus Lite file ending in .db or an http(s):// URI")
+            raise ValueError(
+                "must be local (or local:DIR), a Milvus Lite file ending in .db, "
+                "or an http(s):// URI"
+            )
         return v
 
     @property
@@ -190,6 +205,11 @@ class Settings(BaseSettings):
     @property
     def milvus_is_lite_file(self) -> bool:
         return self.milvus_uri.endswith(".db")
+
+    @property
+    def milvus_local_dir(self) -> Path | None:
+        """The data directory of the managed local engine, when the URI asks for it."""
+        return local_data_dir(self.milvus_uri)
 
     @property
     def loopback(self) -> bool:

@@ -1,9 +1,10 @@
 """Real Milvus backends started as child processes, for the test suite.
 
-Two backends, one handle API (:class:`MilvusProcess`):
+Two backends, one handle API (:class:`store.MilvusProcess`, the product's, which also runs the
+managed default engine):
 
 * :func:`start_milvus_standalone` -- Milvus 2.3.x standalone from the PyPI package ``milvus``
-  (its bundled Go binary, run directly so the test process can SIGKILL it).
+  (``store.MilvusStandalone``: its bundled Go binary, run directly so a test can SIGKILL it).
 * :func:`start_milvus_lite_server` -- ``milvus-lite server`` (the gRPC front of Milvus Lite).
 
 Every handle runs in a directory of its own, listens on free loopback ports (kept in
@@ -25,582 +26,75 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
-import lzma
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, TypeVar
+
+from store import (
+    MilvusProcess,
+    MilvusStandalone,
+    ServerStartError,
+    free_port,
+    free_ports,
+    port_is_free,
+    quiet_pymilvus,
+    rss_bytes_of_group,
+    wait_until_collections_queryable,
+    wait_until_ready,
+)
+
+__all__ = [
+    "ApiServer",
+    "MilvusLiteServer",
+    "MilvusProcess",
+    "MilvusStandalone",
+    "ServerStartError",
+    "api_env",
+    "free_port",
+    "free_ports",
+    "milvus_lite_db_uri",
+    "port_is_free",
+    "quiet_pymilvus",
+    "rss_bytes_of_group",
+    "serve_api",
+    "start_milvus_lite_server",
+    "start_milvus_standalone",
+    "wait_until_collections_queryable",
+    "wait_until_ready",
+]
 
 LOOPBACK = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
 
-# Milvus 2.3 components whose advertised address must be loopback (design.md section 9); without
-# it they register the first non-loopback address of the machine.
-STANDALONE_COMPONENTS = (
-    "rootCoord",
-    "proxy",
-    "queryCoord",
-    "queryNode",
-    "indexNode",
-    "dataCoord",
-    "dataNode",
-)
-
-# Extra ports that are not in the milvus package's template: embedded etcd's peer listener and the
-# metrics/healthz HTTP port (METRICS_PORT). The client port of embedded etcd is `etcd_port`.
-_EXTRA_STANDALONE_PORTS = ("etcd_peer_port", "metrics_port")
-
-
-class ServerStartError(RuntimeError):
-    """The server exited or did not answer before its deadline; the message has its log tail."""
-
-    def __init__(self, message: str, *, exited: bool = False) -> None:
-        super().__init__(message)
-        self.exited = exited  # it never ran or exited early (e.g. its port was taken meanwhile)
-
-
-# --------------------------------------------------------------------------------------------
-# Ports, processes
-
-
-def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """Return `count` distinct ports that were free a moment ago (all held open while choosing)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    return free_ports(1, host)[0]
-
-
-def port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def rss_bytes_of_group(pgid: int) -> int:
-    """Resident memory of every process in process group `pgid` (Linux /proc), in bytes."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            # fields after the ")" of the command name: state ppid pgrp ...
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
-
-
-# Exec wrapper: ask Linux to SIGKILL the server when the thread that spawned it dies, then exec
-# the server. (A preexec_fn would do the same but forces fork() in a process that has gRPC
-# threads, which gRPC complains about.) argv: expected parent pid, command...
-_PDEATHSIG_EXEC = (
-    "import ctypes, os, signal, sys\n"
-    "ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))\n"  # PR_SET_PDEATHSIG
-    "if os.getppid() != int(sys.argv[1]): sys.exit(70)\n"  # parent already gone
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
-)
-
-
-_LIVE: set[MilvusProcess] = set()  # strong refs: a running server is killed at exit even if dropped
+# Every server a test started, killed when the test process exits (if a test forgot to stop it);
+# the servers also die with the thread that started them (die_with_parent).
+_STARTED: list[MilvusProcess] = []
 
 
 @atexit.register
 def _kill_leftovers() -> None:
-    for server in list(_LIVE):
+    for server in _STARTED:
         with contextlib.suppress(Exception):
             server.kill()
 
 
-@contextlib.contextmanager
-def quiet_pymilvus() -> Iterator[None]:
-    """Silence pymilvus's error logging (it logs every failed RPC with a traceback)."""
-    import logging
-
-    logger = logging.getLogger("pymilvus")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+P = TypeVar("P", bound=MilvusProcess)
 
 
-def wait_until_ready(
-    uri: str,
-    deadline: float,
-    alive: Any = None,
-    poll_interval: float = 0.25,
-) -> None:
-    """Poll `uri` with a pymilvus MilvusClient until `list_collections` answers.
-
-    `deadline` is a `time.monotonic()` value; `alive` is an optional callable returning False once
-    the server process has exited (then waiting stops at once).
-    """
-    from pymilvus import MilvusClient
-
-    last: BaseException | None = None
-    with quiet_pymilvus():
-        while time.monotonic() < deadline:
-            if alive is not None and not alive():
-                raise ServerStartError(
-                    f"server for {uri} exited while starting (last error: {last})", exited=True
-                )
-            client: Any = None
-            try:
-                remaining = max(0.5, min(3.0, deadline - time.monotonic()))
-                client = MilvusClient(uri=uri, timeout=remaining, dedicated=True)
-                client.list_collections(timeout=remaining)
-                return
-            except Exception as exc:  # noqa: BLE001 - not up yet (pymilvus: MilvusException)
-                last = exc
-            finally:
-                if client is not None:
-                    with contextlib.suppress(Exception):
-                        client.close()
-            time.sleep(poll_interval)
-    raise ServerStartError(f"server for {uri} not ready before the deadline (last error: {last})")
-
-
-def wait_until_collections_queryable(
-    uri: str, deadline: float, poll_interval: float = 0.25
-) -> None:
-    """Wait until every collection the server is (re)loading answers a ``count(*)`` query.
-
-    After a restart Milvus 2.3 reloads the collections that were loaded, which takes seconds
-    (``get_load_state`` may say Loading for a while after queries work). Milvus Lite brings
-    indexed collections back unloaded: those are left alone (NotLoad).
-    """
-    from pymilvus import MilvusClient
-
-    with quiet_pymilvus():
-        client = MilvusClient(uri=uri, timeout=10, dedicated=True)
-        try:
-            for name in client.list_collections():
-                state = client.get_load_state(name).get("state")
-                if getattr(state, "name", str(state)) not in ("Loading", "Loaded"):
-                    continue
-                last: BaseException | None = None
-                while True:
-                    try:
-                        client.query(name, filter="", output_fields=["count(*)"], timeout=5)
-                        break
-                    except Exception as exc:  # noqa: BLE001 - not loaded yet
-                        last = exc
-                    if time.monotonic() >= deadline:
-                        raise ServerStartError(f"collection {name!r} not queryable: {last}")
-                    time.sleep(poll_interval)
-        finally:
-            client.close()
-
-
-class MilvusProcess:
-    """A Milvus-compatible server running as a child process (base class).
-
-    `start()` waits until a pymilvus client can list collections; `stop()` asks nicely then
-    SIGKILLs after `stop_timeout`; `kill()` SIGKILLs at once (fault tests); `restart()` starts
-    again on the same data directory and port. Usable as a context manager (stops on exit).
-    """
-
-    kind: ClassVar[str] = "milvus"
-    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
-
-    def __init__(
-        self,
-        base_dir: Path | str,
-        port: int | None = None,
-        *,
-        ready_timeout: float = 120.0,
-        stop_timeout: float = 10.0,
-        extra_env: Mapping[str, str] | None = None,
-    ) -> None:
-        self.base_dir = Path(base_dir).resolve()
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        self.host = LOOPBACK
-        self.ready_timeout = ready_timeout
-        self.stop_timeout = stop_timeout
-        self.extra_env = dict(extra_env or {})
-        self.log_dir = self.base_dir / "logs"
-        self.log_dir.mkdir(exist_ok=True)
-        self.stdout_log = self.log_dir / "stdout.log"
-        self.start_seconds: float | None = None  # last start(): spawn -> everything queryable
-        self.ready_seconds: float | None = None  # last start(): spawn -> API answers
-        self.starts = 0
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._ports_file = self.base_dir / "ports.json"
-        self._port_was_chosen = port is not None
-        self.ports: dict[str, int] = self._load_or_pick_ports(port)
-
-    # -- to override ---------------------------------------------------------------------------
-
-    def port_names(self) -> tuple[str, ...]:
-        """Names of every port this server listens on; the client port is called ``port``."""
-        return ("port",)
-
-    def prepare(self) -> None:
-        """Write configuration files before each start."""
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def environment(self) -> dict[str, str]:
-        return {**os.environ, **self.extra_env}
-
-    # -- public API ----------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self.ports["port"]
-
-    @property
-    def uri(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self, *, wait_for_collections: bool = True) -> Self:
-        """Spawn the server and wait until it answers (and, if `wait_for_collections`, until the
-        collections it reloads by itself are queryable), at most ``ready_timeout`` seconds."""
-        if self.running:
-            raise RuntimeError(f"{self.kind} already running (pid {self.pid})")
-        attempts = 1 if self._port_was_chosen or self.starts else 3
-        for attempt in range(attempts):
-            try:
-                self._start_once(wait_for_collections)
-                return self
-            except ServerStartError as exc:
-                # A freshly picked port may have been taken in between: pick again, retry.
-                if not exc.exited or attempt + 1 == attempts:
-                    raise
-                self.ports = self._load_or_pick_ports(None, repick=True)
-        return self  # pragma: no cover
-
-    def stop(self, timeout: float | None = None) -> int | None:
-        """Graceful stop (``stop_signal``), SIGKILL after `timeout`. Returns the exit code."""
-        proc = self._proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            self._signal(self.stop_signal)
-            try:
-                proc.wait(timeout=self.stop_timeout if timeout is None else timeout)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                proc.wait()
-        self._signal(signal.SIGKILL)  # anything left in its process group
-        self._proc = None
-        _LIVE.discard(self)
-        return proc.returncode
-
-    def kill(self) -> None:
-        """SIGKILL the server (and its process group) and reap it: a crash, for fault tests."""
-        proc = self._proc
-        if proc is None:
-            return
-        self._signal(signal.SIGKILL)
-        proc.wait()
-        self._proc = None
-        _LIVE.discard(self)
-
-    def restart(self, *, hard: bool = False, wait_for_collections: bool = True) -> Self:
-        """Stop (or kill, if `hard`) and start again on the same data directory and ports."""
-        if hard:
-            self.kill()
-        else:
-            self.stop()
-        return self.start(wait_for_collections=wait_for_collections)
-
-    def rss_bytes(self) -> int:
-        """Resident memory of the server process (and any children), in bytes."""
-        return rss_bytes_of_group(self._proc.pid) if self.running and self._proc else 0
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.stdout_log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def client(self, **kwargs: Any) -> Any:
-        """A new pymilvus ``MilvusClient`` on this server."""
-        from pymilvus import MilvusClient
-
-        return MilvusClient(uri=self.uri, **kwargs)
-
-    def __enter__(self) -> Self:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.uri} pid={self.pid} dir={self.base_dir}>"
-
-    # -- internals -----------------------------------------------------------------------------
-
-    def _load_or_pick_ports(self, port: int | None, *, repick: bool = False) -> dict[str, int]:
-        names = self.port_names()
-        if not repick and self._ports_file.exists():
-            saved = {k: int(v) for k, v in json.loads(self._ports_file.read_text()).items()}
-            if set(saved) >= set(names) and (port is None or saved["port"] == port):
-                return saved
-        picked = dict(zip(names, free_ports(len(names)), strict=True))
-        if port is not None:
-            picked["port"] = port
-        self._ports_file.write_text(json.dumps(picked, indent=1))
-        return picked
-
-    def _start_once(self, wait_for_collections: bool) -> None:
-        busy = [f"{k}={v}" for k, v in self.ports.items() if not port_is_free(v)]
-        if busy:
-            raise ServerStartError(
-                f"{self.kind}: ports already in use: {', '.join(busy)}", exited=True
-            )
-        self.prepare()
-        began = time.monotonic()
-        command = self.command()
-        if threading.current_thread() is threading.main_thread():
-            # PDEATHSIG follows the spawning *thread*: only from the main thread.
-            command = [sys.executable, "-c", _PDEATHSIG_EXEC, str(os.getpid()), *command]
-        with self.stdout_log.open("ab") as out:
-            out.write(f"\n==== start {time.strftime('%H:%M:%S')} {command}\n".encode())
-            out.flush()
-            self._proc = subprocess.Popen(
-                command,
-                cwd=self.base_dir,
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: killpg reaches everything it spawns
-            )
-        _LIVE.add(self)
-        deadline = began + self.ready_timeout
-        try:
-            wait_until_ready(self.uri, deadline, alive=lambda: self.running)
-            self.ready_seconds = time.monotonic() - began
-            if wait_for_collections:
-                wait_until_collections_queryable(self.uri, deadline)
-        except ServerStartError as exc:
-            code = self._proc.poll() if self._proc else None
-            self.kill()
-            raise ServerStartError(
-                f"{self.kind} in {self.base_dir} did not start (exit code {code}): {exc}\n"
-                f"--- {self.stdout_log} (more in {self.log_dir}) ---\n{self.log_tail()}",
-                exited=exc.exited,
-            ) from exc
-        self.start_seconds = time.monotonic() - began
-        self.starts += 1
-
-    def _signal(self, sig: signal.Signals) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            with contextlib.suppress(ProcessLookupError):
-                if proc.poll() is None:
-                    proc.send_signal(sig)
+def _started(server: P) -> P:
+    _STARTED.append(server)
+    return server.start()
 
 
 # --------------------------------------------------------------------------------------------
-# Milvus 2.3 standalone (PyPI `milvus`)
-
-
-def milvus_binary_dir() -> Path:
-    """Unpack the Go binary and libraries bundled (lzma'd) in the `milvus` package, once.
-
-    Cached in ``$VECTORQL_MILVUS_BIN_DIR`` or ``$XDG_CACHE_HOME/vectorql/milvus-<version>/bin``
-    (unpacking takes about 5 s and 250 MB); safe against concurrent test runs.
-    """
-    import milvus
-
-    version = str(milvus.__version__)
-    source = Path(milvus.__file__).parent / "data" / "bin"
-    explicit = os.environ.get("VECTORQL_MILVUS_BIN_DIR")
-    if explicit:
-        target = Path(explicit)
-    else:
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        target = cache / "vectorql" / f"milvus-{version}" / "bin"
-    stamp = target / ".complete"
-    if stamp.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".bin-", dir=target.parent))
-    for packed in sorted(source.glob("*.lzma")):
-        unpacked = staging / packed.name.removesuffix(".lzma")
-        with lzma.open(packed) as src, unpacked.open("wb") as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
-        unpacked.chmod(0o755)
-    (staging / ".complete").write_text(version)
-    try:
-        staging.rename(target)
-    except OSError:  # another run finished first, or a stale incomplete dir: keep theirs if whole
-        if not stamp.exists():
-            import shutil
-
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
-        else:
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-class MilvusStandalone(MilvusProcess):
-    """Milvus 2.3.x standalone: the binary from the PyPI package ``milvus``, run directly.
-
-    All components advertise 127.0.0.1; embedded etcd (client and peer), the gRPC ports and the
-    metrics/healthz port are free ports. Milvus 2.3 still *binds* its gRPC and metrics ports on
-    all interfaces (hard-coded ``":port"``); only etcd is loopback-only.
-    """
-
-    kind = "milvus-standalone"
-    stop_signal = signal.SIGTERM
-
-    def __init__(
-        self,
-        base_dir: Path | str,
-        port: int | None = None,
-        *,
-        ready_timeout: float = 120.0,
-        stop_timeout: float = 10.0,
-        graceful_stop_seconds: int = 5,
-        session_ttl_seconds: int = 10,
-        log_level: str = "info",
-        extra_config: Mapping[str, Any] | None = None,
-        extra_env: Mapping[str, str] | None = None,
-    ) -> None:
-        self.graceful_stop_seconds = graceful_stop_seconds
-        self.session_ttl_seconds = session_ttl_seconds
-        self.log_level = log_level
-        self.extra_config = dict(extra_config or {})
-        self._template_keys: tuple[str, ...] | None = None
-        super().__init__(
-            base_dir,
-            port,
-            ready_timeout=ready_timeout,
-            stop_timeout=stop_timeout,
-            extra_env=extra_env,
-        )
-        self.bin_dir = milvus_binary_dir()
-
-    @staticmethod
-    def _config() -> Any:
-        from milvus import MilvusServerConfig
-
-        return MilvusServerConfig()
-
-    def port_names(self) -> tuple[str, ...]:
-        if self._template_keys is None:
-            keys = self._config().configurable_items
-            self._template_keys = tuple(
-                k for k in keys if k.endswith("_port") and k != "proxy_port"
-            )
-        return ("port", *self._template_keys, *_EXTRA_STANDALONE_PORTS)
-
-    @property
-    def config_dir(self) -> Path:
-        return self.base_dir / "configs"
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://{self.host}:{self.ports['metrics_port']}"
-
-    def prepare(self) -> None:
-        cfg = self._config()
-        cfg.update(data_dir=str(self.base_dir))
-        for name, value in self.ports.items():
-            if name not in _EXTRA_STANDALONE_PORTS:
-                cfg.set("proxy_port" if name == "port" else name, value)
-        cfg.set("etcd_log_level", "warn")
-        settings: dict[str, Any] = {f"{c}.ip": self.host for c in STANDALONE_COMPONENTS}
-        settings["common.gracefulStopTimeout"] = self.graceful_stop_seconds
-        # etcd session lease of each component (default 30 s): after a SIGKILL or a stop, the
-        # restarted server waits for the old sessions to expire before collections are queryable.
-        settings["common.session.ttl"] = self.session_ttl_seconds
-        settings["log.level"] = self.log_level
-        settings["log.stdout"] = "false"  # the log files are in logs/; panics still reach stdout
-        settings.update(self.extra_config)
-        for key, value in settings.items():
-            cfg.set(key, value)
-        cfg.resolve_storage()  # data/, logs/, configs/ under base_dir
-        # (not cfg.resolve(): it test-binds every port without SO_REUSEADDR and so fails on a
-        # restart while the old process's connections are in TIME_WAIT)
-        cfg.write_config()
-        etcd, peer = self.ports["etcd_port"], self.ports["etcd_peer_port"]
-        (self.config_dir / "embedEtcd.yaml").write_text(
-            "name: default\n"
-            f"listen-client-urls: http://{self.host}:{etcd}\n"
-            f"advertise-client-urls: http://{self.host}:{etcd}\n"
-            f"listen-peer-urls: http://{self.host}:{peer}\n"
-            f"initial-advertise-peer-urls: http://{self.host}:{peer}\n"
-            f"initial-cluster: default=http://{self.host}:{peer}\n"
-        )
-
-    def command(self) -> list[str]:
-        return [str(self.bin_dir / "milvus"), "run", "standalone"]
-
-    def environment(self) -> dict[str, str]:
-        env = super().environment()
-        lib_path = env.get("LD_LIBRARY_PATH", "")
-        env.update(
-            DEPLOY_MODE="STANDALONE",
-            METRICS_PORT=str(self.ports["metrics_port"]),
-            MILVUS_RUN_DIR=str(self.base_dir / "run"),
-            MILVUSCONF=str(self.config_dir),
-            # without this, embedded etcd listens on the fixed 2379/2380 of all test runs
-            ETCD_CONFIG_PATH=str(self.config_dir / "embedEtcd.yaml"),
-            LD_LIBRARY_PATH=f"{self.bin_dir}:{lib_path}" if lib_path else str(self.bin_dir),
-        )
-        return env
+# Milvus 2.3 standalone (PyPI `milvus`): the product's own handle (store.MilvusStandalone)
 
 
 def start_milvus_standalone(
@@ -608,8 +102,12 @@ def start_milvus_standalone(
     port: int | None = None,
     **kwargs: Any,
 ) -> MilvusStandalone:
-    """Start Milvus 2.3 standalone in `base_dir` (free port unless `port`); wait until ready."""
-    return MilvusStandalone(base_dir, port, **kwargs).start()
+    """Start Milvus 2.3 standalone in `base_dir` (free port unless `port`); wait until ready.
+    The binary is unpacked into ``$VECTORQL_MILVUS_BIN_DIR`` when set (as the product does)."""
+    explicit = os.environ.get("VECTORQL_MILVUS_BIN_DIR")
+    kwargs.setdefault("bin_dir", Path(explicit) if explicit else None)
+    kwargs.setdefault("die_with_parent", True)
+    return _started(MilvusStandalone(base_dir, port, **kwargs))
 
 
 # --------------------------------------------------------------------------------------------
@@ -634,6 +132,7 @@ class MilvusLiteServer(MilvusProcess):
         ready_timeout: float = 60.0,
         stop_timeout: float = 10.0,
         max_workers: int = 10,
+        die_with_parent: bool = False,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.max_workers = max_workers
@@ -642,6 +141,7 @@ class MilvusLiteServer(MilvusProcess):
             port,
             ready_timeout=ready_timeout,
             stop_timeout=stop_timeout,
+            die_with_parent=die_with_parent,
             extra_env=extra_env,
         )
         self.data_dir = self.base_dir / "data"
@@ -672,7 +172,8 @@ def start_milvus_lite_server(
     **kwargs: Any,
 ) -> MilvusLiteServer:
     """Start ``milvus-lite server`` on `base_dir`/data (free port unless `port`); wait."""
-    return MilvusLiteServer(base_dir, port, **kwargs).start()
+    kwargs.setdefault("die_with_parent", True)
+    return _started(MilvusLiteServer(base_dir, port, **kwargs))
 
 
 def milvus_lite_db_uri(base_dir: Path | str, name: str = "milvus.db") -> str:
@@ -709,13 +210,17 @@ class ApiServer:
         return rss_bytes_of_group(self.process.pid)
 
 
-def api_env(data: Path, **settings: Any) -> dict[str, str]:
+def api_env(data: Path, *, default_milvus: bool = False, **settings: Any) -> dict[str, str]:
     """The environment of a ``vectorql`` command on the embedded stores in ``data`` (a Milvus Lite
     file and SQLite), plus ``settings`` as ``VECTORQL_<NAME>`` variables. Nothing from the
-    developer's own ``VECTORQL_*`` variables leaks in."""
+    developer's own ``VECTORQL_*`` variables leaks in. ``default_milvus``: no Milvus URI at all,
+    so the default (``local``, the managed engine in ``./data`` of the working directory)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VECTORQL_")}
+    if not default_milvus:
+        env["VECTORQL_MILVUS_URI"] = str(data / "milvus.db")
+    elif explicit := os.environ.get("VECTORQL_MILVUS_BIN_DIR"):
+        env["VECTORQL_MILVUS_BIN_DIR"] = explicit  # where the test run keeps the binary
     env.update(
-        VECTORQL_MILVUS_URI=str(data / "milvus.db"),
         VECTORQL_DATABASE_URL=f"sqlite+aiosqlite:///{data / 'vectorql.db'}",
         VECTORQL_LOG_LEVEL="WARNING",
         VECTORQL_LOG_FORMAT="console",
@@ -732,6 +237,7 @@ def serve_api(
     data: Path,
     *,
     admin_key: bool = False,
+    default_milvus: bool = False,
     args: tuple[str, ...] = (),
     timeout: float = 180.0,
     **settings: Any,
@@ -744,7 +250,7 @@ def serve_api(
 
     data.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = api_env(data, host=LOOPBACK, port=port, **settings)
+    env = api_env(data, default_milvus=default_milvus, host=LOOPBACK, port=port, **settings)
     key = ""
     if admin_key:
         key = subprocess.run(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -39,17 +42,12 @@ def serve(
     """Serve the GraphQL API (GraphiQL at /graphql)."""
     import uvicorn
 
+    from graph.app import local_milvus
     from graph.logs import configure_logging
 
     settings = load_settings(host=host, port=port, workers=workers, examples=examples)
     if settings.workers > 1 and settings.milvus_is_lite_file:
-        typer.echo(
-            "vectorql: --workers > 1 needs a Milvus server: a Milvus Lite file opens in one "
-            "process only. Run `milvus-lite server --data-dir ./data/milvus` (or Milvus "
-            f"standalone) and set {ENV_PREFIX}MILVUS_URI=http://127.0.0.1:19530.",
-            err=True,
-        )
-        raise typer.Exit(2)
+        _refuse_workers_on_lite(settings.milvus_uri)
     from graph.http import check_exposure
     from graph.telemetry import check_metrics
 
@@ -67,18 +65,40 @@ def serve(
     ):
         os.environ[f"{ENV_PREFIX}{name}"] = str(value)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
-    uvicorn.run(
-        "graph.app:app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers if not reload else None,
-        reload=reload,
-        log_level=settings.log_level.lower(),
-        log_config=None,  # uvicorn's loggers go through graph.logs like every other
-        access_log=False,  # replaced by the request line (graph.http.instrumentation)
-        proxy_headers=True,
+    # A SIGTERM while the local engine starts ends the claim below cleanly (the server it was
+    # starting is stopped); uvicorn installs its own handlers while it runs.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with local_milvus(settings) as resolved:
+        if resolved.workers > 1 and resolved.milvus_is_lite_file:
+            _refuse_workers_on_lite(resolved.milvus_uri)
+        os.environ[f"{ENV_PREFIX}MILVUS_URI"] = resolved.milvus_uri
+        uvicorn.run(
+            "graph.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers if not reload else None,
+            reload=reload,
+            log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's loggers go through graph.logs like every other
+            access_log=False,  # replaced by the request line (graph.http.instrumentation)
+            proxy_headers=True,
+        )
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _refuse_workers_on_lite(path: str) -> None:
+    typer.echo(
+        f"vectorql: --workers > 1 needs a Milvus server: the Milvus Lite file {path} opens in "
+        f"one process only. Use the default {ENV_PREFIX}MILVUS_URI=local (the managed Milvus "
+        "standalone; needs the `milvus` package), or run `milvus-lite server --data-dir "
+        f"./data/milvus-lite` and set {ENV_PREFIX}MILVUS_URI=http://127.0.0.1:19530.",
+        err=True,
     )
+    raise typer.Exit(2)
 
 
 @cli.command()
@@ -128,18 +148,21 @@ def import_(
     and a line without an id always gets the same id. While `vectorql serve` holds the default
     Milvus Lite file, the import goes through that server's API (as with --url).
     """
+    from graph.app import local_milvus
     from graph.cli.importing import run_import
 
     settings = load_settings()
-    code = run_import(
-        settings,
-        path=file,
-        collection=collection,
-        batch_size=batch_size,
-        strict=strict,
-        url=url,
-        api_key=api_key,
-    )
+    # Through a server's API the command needs no engine of its own.
+    with contextlib.nullcontext(settings) if url else local_milvus(settings) as resolved:
+        code = run_import(
+            resolved,
+            path=file,
+            collection=collection,
+            batch_size=batch_size,
+            strict=strict,
+            url=url,
+            api_key=api_key,
+        )
     raise typer.Exit(code)
 
 
@@ -150,9 +173,12 @@ def reconcile(
     ] = False,
 ) -> None:
     """Run one reconciler pass: index pending rows, finish deletes, remove Milvus orphans."""
+    from graph.app import local_milvus
     from graph.cli.importing import run_reconcile
 
-    raise typer.Exit(run_reconcile(load_settings(), full=full))
+    with local_milvus(load_settings()) as settings:
+        code = run_reconcile(settings, full=full)
+    raise typer.Exit(code)
 
 
 keys_cli = typer.Typer(

@@ -62,7 +62,7 @@ from rich.table import Table
 from resolvers.limits import Limits
 from resolvers.search import QueryVector, SearchRequest
 from resolvers.search import search as store_search
-from store import Store, StoreConfig
+from store import Store, StoreConfig, local_engine
 from store.loaders import Loaders
 from store.records import (
     CollectionInfo,
@@ -204,11 +204,28 @@ def recall(got: Sequence[Sequence[str]], truth: Sequence[set[str]], k: int) -> f
 # Servers
 
 
+@dataclass(frozen=True)
+class LocalServer:
+    """The managed default engine (``VECTORQL_MILVUS_URI=local:DIR``) as claimed here."""
+
+    uri: str
+    pid: int
+    start_seconds: float
+
+
 @contextlib.contextmanager
 def milvus_server(kind: str, base_dir: Path) -> Iterator[Any]:
-    """A Milvus that both processes reach over gRPC: ``milvus-lite server`` or standalone 2.3."""
+    """A Milvus that both processes reach over gRPC: ``milvus-lite server``, standalone 2.3, or
+    (``local``) the managed default, which the API process then joins as ``local:DIR``."""
     from tests import servers
 
+    if kind == "local":
+        began = time.perf_counter()
+        with local_engine(base_dir / "data") as engine:
+            if engine.pid is None:
+                raise RuntimeError(f"the default engine is not the standalone: {engine.reason}")
+            yield LocalServer(engine.uri, engine.pid, time.perf_counter() - began)
+        return
     if kind == "lite":
         handle: Any = servers.start_milvus_lite_server(base_dir / "milvus-lite")
     else:
@@ -370,7 +387,7 @@ async def load(store: Store, ds: Dataset, *, kind: str) -> tuple[CollectionInfo,
                 raise RuntimeError(f"load errors: {outcome.errors[:3]}")
             bar.advance(task, len(batch))
     await store.writer.flush(info)
-    if kind == "server":
+    if kind in ("server", "local"):
         await wait_indexed(store, info, len(ds.records))
     return info, time.perf_counter() - start
 
@@ -967,7 +984,11 @@ def budget_table(milvus: str, rows: Sequence[Measurement], floor_ms: float) -> T
 async def bench_one(
     kind: str, ds: Dataset, cases: Sequence[FilterCase], args: argparse.Namespace, root: Path
 ) -> dict[str, Any]:
-    label = {"lite": "Milvus Lite server", "server": "Milvus 2.3 standalone"}[kind]
+    label = {
+        "lite": "Milvus Lite server",
+        "server": "Milvus 2.3 standalone",
+        "local": "the default (managed Milvus 2.3 standalone)",
+    }[kind]
     work = root / kind
     work.mkdir(parents=True)
     sqlite_path = work / "vectorql.db"
@@ -1017,7 +1038,8 @@ async def bench_one(
                 sweep = await ef_sweep(raw, cases, truth, args.ef_sweep)
             else:
                 sweep = []
-            api = ApiProcess(work_dir=work, milvus_uri=server.uri, database_url=database_url)
+            api_milvus = f"local:{work / 'data'}" if kind == "local" else server.uri
+            api = ApiProcess(work_dir=work, milvus_uri=api_milvus, database_url=database_url)
             await api.wait_ready()
             console.print(f"API at {api.url} (pid {api.proc.pid})")
             pids = {"api": api.proc.pid, "milvus": server.pid}
@@ -1113,7 +1135,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset directory")
     p.add_argument("--limit", type=int, default=None, help="load only N records (quick runs)")
     p.add_argument("--queries", type=int, default=200, help="held-out query records")
-    p.add_argument("--milvus", choices=("lite", "server", "both"), default="lite")
+    p.add_argument(
+        "--milvus",
+        choices=("lite", "server", "local", "both"),
+        default="lite",
+        help="local: the managed default engine, joined by the API process as local:DIR",
+    )
     p.add_argument(
         "--filter",
         dest="filters",
