@@ -35,7 +35,7 @@ from graph.http import (
     serving_line,
 )
 from graph.logs import configure_logging
-from graph.schema import Context, ProductionErrors, build_schema
+from graph.schema import Context, LiveSchema, ProductionErrors, TypedSchemas, build_schema
 from graph.settings import Settings
 from graph.telemetry import Telemetry, check_metrics, metrics_router, serves_metrics
 from store import Store, StoreConfig, Unavailable, local_engine
@@ -112,6 +112,9 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         except Unavailable as e:
             log.warning("Milvus is not reachable at start-up: %s", e)
         app.state.store = store
+        # Typed fields of the collections (graph.schema.typed.live): the generic schema serves
+        # until the first read of the version, which this task repeats every second.
+        schemas = asyncio.create_task(live.follow(store), name="schemas")
         sql = None
         if not store.sql.ready:
             sql = asyncio.create_task(store.wait_for_sql(SQL_RETRY_INTERVAL), name="sql")
@@ -129,7 +132,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         try:
             yield
         finally:
-            for task in (sql, reconciler, backlog):
+            for task in (sql, reconciler, backlog, schemas):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -152,7 +155,10 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
 
     async def get_context(request: Request) -> Context:
         return Context(
-            store=request.app.state.store, settings=settings, caller=admitted(request.scope)
+            store=request.app.state.store,
+            settings=settings,
+            caller=admitted(request.scope),
+            name_check=live.typed.check,
         )
 
     extensions: list[ExtensionFactory] = []
@@ -160,15 +166,19 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         extensions.append(ProductionErrors)  # first: it sees the errors after ErrorMapping
     if not settings.introspection_enabled:
         extensions.append(DisableIntrospection)
+    generic = build_schema(
+        extensions=[
+            *extensions,
+            *limit_extensions(settings),
+            partial(OperationSpan, tracer=tel.tracer),
+        ],
+        max_batched_operations=settings.max_batched_operations,
+    )
+    live = LiveSchema(TypedSchemas(generic))
+    app.state.schemas = live
     graphql = VectorqlRouter(
-        build_schema(
-            extensions=[
-                *extensions,
-                *limit_extensions(settings),
-                partial(OperationSpan, tracer=tel.tracer),
-            ],
-            max_batched_operations=settings.max_batched_operations,
-        ),
+        generic,
+        live=live,
         context_getter=get_context,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         allow_queries_via_get=True,  # queries only: a GET mutation is 405

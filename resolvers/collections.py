@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from resolvers.access import Principal, can_see, check_collection, require, require_ddl
 from store import (
     CollectionInfo,
@@ -15,12 +17,17 @@ from store import (
     validate_name,
 )
 
+# Raises ``InvalidInput`` when a new collection (first argument) cannot join the others.
+NameCheck = Callable[[CollectionInfo, Sequence[CollectionInfo]], None]
+
 
 async def create_collection(
-    store: Store, spec: CollectionSpec, *, principal: Principal
+    store: Store, spec: CollectionSpec, *, principal: Principal, check: NameCheck | None = None
 ) -> CollectionInfo:
+    """``check``: the API's rule on the names a collection generates, run by the store before
+    the DDL and again in the registering transaction."""
     require_ddl(principal, spec.name, action="createCollection")
-    return await store.collections.create(spec)
+    return await store.collections.create(spec, check=check)
 
 
 async def list_collections(store: Store, *, principal: Principal) -> list[CollectionInfo]:

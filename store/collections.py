@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, timedelta
 
 from sqlalchemy import delete, func, select
@@ -47,10 +47,15 @@ from store.records import (
     RecordState,
 )
 from store.sql.tables import CollectionRow, RecordRow, utcnow
+from store.sql.versions import bump_version, read_version
 from store.validation import validate_collection, validate_index, validate_name
 from store.writes import lease
 
 log = logging.getLogger(__name__)
+
+# Refuses a new collection given the registered ones (by raising ``InvalidInput``): the API's
+# own rules on names, such as the GraphQL names each collection generates.
+NameCheck = Callable[[CollectionInfo, Sequence[CollectionInfo]], None]
 
 
 def to_info(row: CollectionRow) -> CollectionInfo:
@@ -89,8 +94,21 @@ class Collections:
         # search. Writes always read the registry fresh. Local changes invalidate at once.
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, CollectionInfo]] = {}
+        # DDL this process committed that changed the schema: a caller that keeps something
+        # derived from the collections (the typed GraphQL schema) rebuilds without waiting.
+        self.local_changes = 0
 
-    async def create(self, spec: CollectionSpec) -> CollectionInfo:
+    async def schema_version(self) -> int:
+        """The version bumped by every create and drop, in any process (one small read)."""
+        async with self._sessions() as session:
+            return await read_version(session)
+
+    async def create(
+        self, spec: CollectionSpec, *, check: NameCheck | None = None
+    ) -> CollectionInfo:
+        """``check`` runs before any DDL and again in the registering transaction, after the
+        schema version's bump, which serializes it with concurrent creates on PostgreSQL (and
+        SQLite writers are serial): two colliding names cannot both be registered."""
         caps = self._vectors.known_capabilities or await self._vectors.connect()
         spec = validate_collection(spec, supported_indexes=caps.index_types)
         now = utcnow()
@@ -111,6 +129,8 @@ class Collections:
             updated_at=now,
         )
         info = to_info(row)
+        if check is not None:
+            check(info, [c for c in await self.all() if c.name != info.name])
         holder = await self._claim(spec.name)
         try:
             try:
@@ -121,6 +141,12 @@ class Collections:
                 raise
             try:
                 async with self._sessions() as session, session.begin():
+                    await bump_version(session)
+                    if check is not None:
+                        others = await session.scalars(
+                            select(CollectionRow).where(col(CollectionRow.name) != spec.name)
+                        )
+                        check(info, [to_info(r) for r in others])
                     session.add(row)
                     await session.execute(lease.released(_claim_key(spec.name), holder))
             except IntegrityError:
@@ -130,6 +156,7 @@ class Collections:
             except BaseException:
                 await _best_effort_drop(self._vectors, info.milvus_name)
                 raise
+            self.local_changes += 1
         finally:
             # After the drop above, never before it: a claimed name is safe from ``--full``.
             await self._release_claim(spec.name, holder)
@@ -203,6 +230,8 @@ class Collections:
         async with self._sessions() as session, session.begin():
             await session.execute(delete(RecordRow).where(col(RecordRow.collection) == name))
             await session.execute(delete(CollectionRow).where(col(CollectionRow.name) == name))
+            await bump_version(session)
+        self.local_changes += 1
         return True
 
     async def update_index(self, name: str, index: IndexSpec) -> CollectionInfo:

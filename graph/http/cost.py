@@ -26,7 +26,8 @@ exponential walk of the expanded document.
 
 The names below are fields of the schema: ``search``, ``searchBatch`` and ``records`` at the root,
 ``hits``, ``edges`` and ``vector`` anywhere (each is one field of one type); a unit test keeps it
-so.
+so. A typed collection's root field (``books { search records }``, ``collections`` passed in)
+is walked as the root: its ``search`` and ``records`` cost what the generic ones do.
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ class _Walk:
     variables: dict[str, Any]
     memo: dict[tuple[str, tuple[tuple[str, int], ...]], int] = field(default_factory=dict)
     walking: set[str] = field(default_factory=set)
+    collections: frozenset[str] = frozenset()  # root fields of typed collections
 
     def selections(self, selection_set: SelectionSetNode | None, sizes: Mapping[str, int]) -> int:
         """``sizes``: the fan-out of child fields by name; ``ROOT`` marks the operation's root."""
@@ -220,6 +222,8 @@ class _Walk:
         elif root and name == "records":
             first = self.size(node, "first", DEFAULT_FIRST, self.caps.page_size)
             children, work = {"edges": first}, first
+        elif root and name in self.collections:
+            children = {ROOT: 1}
         return work + weight + fanout * self.selections(node.selection_set, children)
 
     def argument(self, node: FieldNode, name: str) -> tuple[bool, Any]:
@@ -254,8 +258,10 @@ def operation_cost(
     operation_name: str | None,
     variables: Mapping[str, Any] | None,
     caps: Caps,
+    collections: frozenset[str] = frozenset(),
 ) -> int:
-    """The cost of the operation that would run (0 when none can be chosen)."""
+    """The cost of the operation that would run (0 when none can be chosen). ``collections``:
+    the root fields of typed collections in the schema."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         return 0
@@ -264,5 +270,7 @@ def operation_cost(
         name = definition.variable.name.value
         if name not in values and definition.default_value is not None:
             values[name] = value_from_ast_untyped(definition.default_value)
-    walk = _Walk(caps=caps, fragments=fragments_of(document), variables=values)
+    walk = _Walk(
+        caps=caps, fragments=fragments_of(document), variables=values, collections=collections
+    )
     return walk.selections(operation.selection_set, {ROOT: 1})

@@ -55,19 +55,22 @@ class ValidDocuments:
 
     def __init__(self, maxsize: int = VALID_DOCUMENTS) -> None:
         self._maxsize = maxsize
-        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+        self._documents: OrderedDict[str, tuple[object, DocumentNode]] = OrderedDict()
 
     def __contains__(self, query: str) -> bool:
         return self.get(query) is not None
 
-    def get(self, query: str) -> DocumentNode | None:
-        document = self._documents.get(query)
-        if document is not None:
-            self._documents.move_to_end(query)
-        return document
+    def get(self, query: str, *, schema: object = None) -> DocumentNode | None:
+        """The document of ``query`` if it was validated against ``schema`` (the live schema
+        changes when collections do: a typed query valid before a drop is not after it)."""
+        found = self._documents.get(query)
+        if found is None or found[0] is not schema:
+            return None
+        self._documents.move_to_end(query)
+        return found[1]
 
-    def add(self, query: str, document: DocumentNode) -> None:
-        self._documents[query] = document
+    def add(self, query: str, document: DocumentNode, *, schema: object = None) -> None:
+        self._documents[query] = (schema, document)
         self._documents.move_to_end(query)
         while len(self._documents) > self._maxsize:
             self._documents.popitem(last=False)
@@ -124,7 +127,7 @@ class RequestGate(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         ec = self.execution_context
         if self.valid is not None and ec.query is not None and ec.graphql_document is None:
-            document = self.valid.get(ec.query)
+            document = self.valid.get(ec.query, schema=ec.schema)
             if document is not None:
                 self.known = True
                 ec.graphql_document = document  # Strawberry skips parsing a document it has
@@ -146,7 +149,7 @@ class RequestGate(SchemaExtension):
             and ec.graphql_document is not None
             and ec.pre_execution_errors == []
         ):
-            self.valid.add(ec.query, ec.graphql_document)
+            self.valid.add(ec.query, ec.graphql_document, schema=ec.schema)
 
     def _check_shape(self) -> list[GraphQLError]:
         ec = self.execution_context
@@ -193,6 +196,7 @@ class RequestGate(SchemaExtension):
                 operation_name=ec.operation_name,
                 variables=ec.variables,
                 caps=self.caps,
+                collections=getattr(ec.schema, "collection_fields", frozenset()),
             )
             if cost > self.max_cost:
                 error = LimitExceeded(

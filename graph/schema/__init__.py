@@ -7,16 +7,21 @@ from graph.schema.errors import EXPOSED_CODES, ErrorMapping, classify, map_error
 from graph.schema.production import ProductionErrors, harden, without_suggestions
 from graph.schema.root import Mutation, Query
 from graph.schema.strings import ClientStrings
+from graph.schema.typed import TypedSchemas
+from graph.schema.typed.live import VERSION_HEADER, LiveSchema
 
 __all__ = [
     "EXPOSED_CODES",
+    "VERSION_HEADER",
     "ClientStrings",
     "Context",
     "ErrorMapping",
     "Info",
+    "LiveSchema",
     "Mutation",
     "ProductionErrors",
     "Query",
+    "TypedSchemas",
     "VectorqlSchema",
     "build_schema",
     "classify",

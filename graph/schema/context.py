@@ -10,6 +10,7 @@ from strawberry.fastapi import BaseContext
 
 from graph.settings import Settings
 from resolvers.access import Principal
+from resolvers.collections import NameCheck
 from resolvers.limits import Limits
 from store import Loaders, Store, Unauthenticated
 
@@ -20,6 +21,8 @@ class Context(BaseContext):
     settings: Settings
     # Admitted by the HTTP gate (graph.http.auth) before the body was read.
     caller: Principal | None = None
+    # The rule on the GraphQL names a new collection generates (graph.schema.typed.names).
+    name_check: NameCheck | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

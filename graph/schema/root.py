@@ -159,7 +159,10 @@ class Mutation:
     )
     async def create_collection(self, info: Info, input: CreateCollectionInput) -> Collection:
         created = await collections.create_collection(
-            info.context.store, input.to_spec(), principal=info.context.principal
+            info.context.store,
+            input.to_spec(),
+            principal=info.context.principal,
+            check=info.context.name_check,
         )
         return Collection.from_record(created)
 

@@ -122,3 +122,14 @@ class ApiKeyRow(SQLModel, table=True):
     last_used_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+
+
+class SchemaVersionRow(SQLModel, table=True):
+    """The version of the collections' shape (one row): bumped in the transaction of each DDL
+    that changes which collections or fields exist, polled by every API process so that its
+    typed GraphQL schema follows."""
+
+    __tablename__ = "vq_schema_version"
+
+    name: str = Field(primary_key=True, max_length=32)
+    version: int = 0
