@@ -102,11 +102,37 @@ def _refuse_workers_on_lite(path: str) -> None:
 
 
 @cli.command()
-def schema() -> None:
+def schema(
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="The schema a running server serves, with each collection's typed fields "
+            "(by introspection); without it, the generic schema (schema.graphql).",
+        ),
+    ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="With --live: the server (default: this machine's serve)."),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar=f"{ENV_PREFIX}API_KEY", help="A read key, if needed."),
+    ] = None,
+) -> None:
     """Print the GraphQL schema (SDL)."""
-    from graph.schema import build_schema
+    if not live:
+        from graph.schema import build_schema
 
-    sys.stdout.write(build_schema().as_str() + "\n")
+        sys.stdout.write(build_schema().as_str() + "\n")
+        return
+    from graph.cli.live_schema import live_sdl
+    from graph.cli.remote import local_url
+
+    sdl, version = live_sdl(url or local_url(load_settings()), api_key=api_key)
+    if version is not None:
+        sys.stdout.write(f"# schema version {version}\n")
+    sys.stdout.write(sdl + "\n")
 
 
 @cli.command("import")

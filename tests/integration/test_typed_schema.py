@@ -5,6 +5,7 @@ and the live schema following DDL in this process and in others."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from graph.schema.typed import prefix, root_field
 from tests.conftest import Api
-from tests.servers import serve_api
+from tests.servers import VECTORQL, serve_api
 
 FIELDS = """[
   {name: "title", type: STRING, required: true},
@@ -244,6 +245,15 @@ async def test_ddl_changes_the_schema_of_other_processes(
                 answer = await post(server_b.graphql, typed, version)
                 assert answer.json() == {"data": {root: {"records": {"totalCount": 0}}}}
                 assert int(answer.headers["x-vectorql-schema-version"]) >= int(version)
+            # What a client's code generator reads: the live SDL, typed fields included.
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [*VECTORQL, "schema", "--live", "--url", server_b.graphql],
+                capture_output=True, text=True, check=True, env=server_b.env, timeout=120,
+            )  # fmt: skip
+            sdl = done.stdout
+            assert f"{root}: {prefix(name)}Collection!" in sdl
+            assert f"input {prefix(name)}Filter {{" in sdl
             dropped = await post(
                 server_b.graphql, "mutation($n: String!) { dropCollection(name: $n) }"
             )
