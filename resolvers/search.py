@@ -13,7 +13,19 @@ from typing import Any
 import numpy as np
 
 from resolvers.access import Principal, check_collection, require, tenant_for
+from resolvers.grouping import Grouped, joined_groups
 from resolvers.limits import DEFAULT_OFFSET, DEFAULT_TOP_K, Limits
+from resolvers.paging import (
+    NO_NEXT_PAGE,
+    GroupBy,
+    PageInfo,
+    Query,
+    check_paging,
+    in_view,
+    open_cursor,
+    page_info,
+    vector_value,
+)
 from resolvers.where import check_where_shape, parse_where
 from store import (
     CollectionInfo,
@@ -51,6 +63,8 @@ class SearchRequest:
     consistency: Consistency | None = None
     tenant: str | None = None
     model: str | None = None
+    after: str | None = None  # a cursor: the page after it (resolvers.paging)
+    group_by: GroupBy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +90,8 @@ class SearchOutcome:
     hits: list[Hit]
     took_ms: float
     explain: Explain
+    page_info: PageInfo = NO_NEXT_PAGE
+    groups: list[Grouped[Hit]] | None = None  # groupBy: the hits, grouped
 
 
 async def search(
@@ -89,36 +105,62 @@ async def search(
 ) -> list[SearchOutcome]:
     """Run one search (``batch=False``: exactly one vector or ``near_id``) or a batch of vectors
     in one Milvus call; join every hit with SQL in one loader batch."""
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.time()
     require(principal, Scope.READ, action="searchBatch" if batch else "search")
     check_collection(principal, request.collection)
     _check_limits(request, limits, batch=batch)
+    check_paging(
+        after=request.after,
+        offset=request.offset,
+        group_by=request.group_by,
+        top_k=request.top_k,
+        max_top_k=limits.max_top_k,
+    )
     check_where_shape(request.where, limits)
     info = await store.collections.get(request.collection, cached=True)
     request = dataclasses.replace(request, tenant=tenant_for(principal, info, request.tenant))
     _check_model(info, request.model)
     where = parse_where(info, request.where, limits)
     vectors, exclude = await _query_vectors(store, info, request, batch=batch)
+    cursor, groups = None, None
+    if request.after is not None:
+        cursor = await open_cursor(store, request.after, _bound(info, request, vectors, 0))
     milvus_start = time.perf_counter()
-    results, plan = await store.searcher.search(
-        info,
-        vectors,
-        top_k=request.top_k,
-        offset=request.offset,
-        where=where,
-        params=request.params,
-        consistency=request.consistency or Consistency.SESSION,
-        tenant=request.tenant,
-        exclude_id=exclude,
-    )
+    if request.group_by is not None:
+        groups, plan, _ = await store.grouper.search(
+            info,
+            vectors[0],
+            field=request.group_by.field,
+            size=request.group_by.size,
+            groups=request.top_k,
+            where=where,
+            params=request.params,
+            consistency=request.consistency or Consistency.SESSION,
+            tenant=request.tenant,
+            exclude_id=exclude,
+        )
+        results = [[h for g in groups for h in g.hits]]
+    else:
+        results, plan = await store.searcher.search(
+            info,
+            vectors,
+            top_k=request.top_k,
+            offset=request.offset,
+            where=where,
+            params=request.params,
+            consistency=request.consistency or Consistency.SESSION,
+            tenant=request.tenant,
+            exclude_id=exclude,
+            after=cursor.keyset if cursor else None,
+        )
     sql_start = time.perf_counter()
-    joined = await _join(loaders, info, request.tenant, results)
+    joined = [in_view(hits, cursor) for hits in await _join(loaders, info, request.tenant, results)]
     end = time.perf_counter()
     store.instruments.search_finished(
         info.name, milvus_s=sql_start - milvus_start, sql_s=end - sql_start, total_s=end - start
     )
     outcomes = []
-    for raw, hits in zip(results, joined, strict=True):
+    for i, (raw, hits) in enumerate(zip(results, joined, strict=True)):
         explain = Explain(
             milvus_ms=(sql_start - milvus_start) * 1000,
             sql_ms=(end - sql_start) * 1000,
@@ -127,8 +169,50 @@ async def search(
             candidates=len(raw),
             returned=len(hits),
         )
-        outcomes.append(SearchOutcome(hits=hits, took_ms=explain.total_ms, explain=explain))
+        pages = NO_NEXT_PAGE
+        if groups is None and not request.offset:
+            bound = _bound(info, request, vectors, i)
+            pages = await page_info(
+                store,
+                info,
+                query=bound,
+                hits=raw,
+                shown=hits,
+                top_k=request.top_k,
+                cursor=cursor,
+                started=started,
+            )
+        outcomes.append(
+            SearchOutcome(
+                hits=hits,
+                took_ms=explain.total_ms,
+                explain=explain,
+                page_info=pages,
+                groups=joined_groups(groups, hits) if groups is not None else None,
+            )
+        )
     return outcomes
+
+
+def _bound(
+    info: CollectionInfo, request: SearchRequest, vectors: Sequence[np.ndarray], i: int
+) -> Query:
+    """What a cursor for query ``i`` is bound to (the same for a search and a searchBatch)."""
+    if request.near_id is not None:
+        kind, value = "nearId", request.near_id
+    else:
+        kind, value = "vector", vector_value(vectors[i])
+    return Query(
+        collection=info.name,
+        kind=kind,
+        value=value,
+        where=request.where,
+        tenant=request.tenant,
+        params=request.params,
+        group_by=request.group_by,
+        consistency=request.consistency,
+        model=request.model,
+    )
 
 
 def _check_limits(request: SearchRequest, limits: Limits, *, batch: bool) -> None:

@@ -6,6 +6,7 @@ contract keeps it so).
 """
 
 from store.codec import VectorFormatError, dumps_json, from_bytes, parse_vector
+from store.cursors import CURSOR_TTL, SearchCursor
 from store.errors import (
     Conflict,
     Forbidden,
@@ -18,6 +19,7 @@ from store.errors import (
     VectorqlError,
 )
 from store.filters import Filter, check_shape, parse_filter
+from store.grouping import HitGroup
 from store.instruments import SECONDS_BUCKETS, Instruments
 from store.keys import ApiKeys, KeyInfo, Scope, StoredKey, parse_key, secret_matches
 from store.loaders import Loaders
@@ -42,6 +44,7 @@ from store.milvus import (
     wait_until_collections_queryable,
     wait_until_ready,
 )
+from store.paging import Keyset, next_keyset, raw_value
 from store.records import (
     CollectionInfo,
     CollectionSpec,
@@ -81,6 +84,7 @@ from store.writes import (
 )
 
 __all__ = [
+    "CURSOR_TTL",
     "DEFAULT_BATCH",
     "LOCAL",
     "MILVUS_TIMEOUT",
@@ -98,6 +102,7 @@ __all__ = [
     "FieldType",
     "Filter",
     "Forbidden",
+    "HitGroup",
     "ImportProgress",
     "ImportSummary",
     "IncomingRecord",
@@ -106,6 +111,7 @@ __all__ = [
     "Instruments",
     "InvalidInput",
     "KeyInfo",
+    "Keyset",
     "LimitExceeded",
     "Loaders",
     "LocalEngine",
@@ -122,6 +128,7 @@ __all__ = [
     "RecordState",
     "Scope",
     "ScoredHit",
+    "SearchCursor",
     "SearchParams",
     "SearchPlan",
     "ServerStartError",
@@ -151,11 +158,13 @@ __all__ = [
     "local_data_dir",
     "local_engine",
     "milvus_binary_dir",
+    "next_keyset",
     "parse_filter",
     "parse_key",
     "parse_vector",
     "port_is_free",
     "quiet_pymilvus",
+    "raw_value",
     "record_errors",
     "rss_bytes_of_group",
     "secret_matches",

@@ -42,6 +42,10 @@ class Capabilities:
     # search the few candidates by brute force; FAISS HNSW under Milvus Lite walks the graph
     # past them and loses most (store.search routes such searches to an exact search instead).
     exact_when_selective: bool = True
+    # Whether a range search walks the index past its top-k. Milvus servers do; Milvus Lite
+    # filters its top ``ef`` hits, so its range search finds nothing a few hundred hits deep
+    # (store.paging pages by a deeper top-k there).
+    range_search: bool = True
 
     @property
     def lite(self) -> bool:

@@ -33,6 +33,7 @@ import numpy as np
 from store.errors import InvalidInput
 from store.filters import Filter, quote, to_milvus
 from store.index import FILTERED_EF, VectorHit, VectorIndex
+from store.paging import Keyset, continue_after, search_after
 from store.records import CollectionInfo, Consistency, IndexType, Metric
 from store.sql.candidates import Candidates, Matching
 
@@ -203,7 +204,9 @@ class Searcher:
         consistency: Consistency = Consistency.SESSION,
         tenant: str | None = None,
         exclude_id: str | None = None,
+        after: Keyset | None = None,
     ) -> tuple[list[list[ScoredHit]], SearchPlan]:
+        """``after``: the page after that keyset (one vector, no offset; ``store.paging``)."""
         caps = self._vectors.known_capabilities or await self._vectors.connect()
         expr = expression(info, where, tenant=tenant, exclude_id=exclude_id, like=caps.like)
         search_params = milvus_params(
@@ -223,10 +226,28 @@ class Searcher:
         if (where is not None or tenant is not None) and not caps.exact_when_selective:
             rows = await self._selective_rows(info, scope, expr)
             if rows is not None:
-                exact = [
-                    exact_hits(info.metric, v, rows, search_params, top_k, offset) for v in vectors
-                ]
+                if after is not None:  # every matching row is ranked: continue the ranking
+                    ranking = exact_hits(info.metric, vectors[0], rows, search_params, len(rows), 0)
+                    exact = [continue_after(info.metric, ranking, after)[:top_k]]
+                else:
+                    exact = [
+                        exact_hits(info.metric, v, rows, search_params, top_k, offset)
+                        for v in vectors
+                    ]
                 return [_scored(info.metric, hits) for hits in exact], replace(plan, route="exact")
+        if after is not None:
+            page, short = await search_after(
+                self._vectors,
+                info,
+                vectors[0],
+                keyset=after,
+                top_k=top_k,
+                expr=expr,
+                params=search_params,
+                consistency=consistency,
+                range_search=caps.range_search,
+            )
+            return [_scored(info.metric, page)], replace(plan, short=short)
         raw = await self._vectors.search(
             info,
             vectors,

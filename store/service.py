@@ -14,7 +14,9 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store.collections import Collections
+from store.cursors import CursorSigner
 from store.errors import Unavailable
+from store.grouping import Grouper
 from store.index import VectorIndex
 from store.instruments import Instruments
 from store.keys import ApiKeys
@@ -88,6 +90,8 @@ class Store:
         self.keys = ApiKeys(sessions=self.sessions)
         self.candidates = Candidates(sessions=self.sessions)
         self.searcher = Searcher(vectors=vectors, candidates=self.candidates)
+        self.grouper = Grouper(searcher=self.searcher, sessions=self.sessions)
+        self.cursors = CursorSigner(sessions=self.sessions)
         self.reconciler = Reconciler(
             sessions=self.sessions,
             vectors=vectors,

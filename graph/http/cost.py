@@ -17,17 +17,19 @@ exponential walk of the expanded document.
            + for each search: vectors x (offset + topK)        (the Milvus hits and their join)
            + for each records page: first                      (the rows read)
 
-  with weight 1 (``Record.vector``: 50), and fan-outs: the fields under ``hits`` count
-  ``offset + topK`` times (``topK`` in ``searchBatch``), those under a ``searchBatch`` once per
-  vector, those under ``edges`` ``first`` times. Sizes
+  with weight 1 (``Record.vector``: 50), and fan-outs: the fields under ``hits`` (and under
+  ``groups``, each group counted as one hit) count ``(offset + topK) x groupBy.size`` times
+  (``topK`` in ``searchBatch``), those under a ``searchBatch`` once per vector, those under
+  ``edges`` ``first`` times. Sizes
   come from literal arguments, variables, variable defaults and the schema's defaults, each capped
   at its configured maximum (larger values are refused by the use case anyway); a value that is not
   a number counts as that maximum. Aliased fields count once per alias.
 
 The names below are fields of the schema: ``search``, ``searchBatch`` and ``records`` at the root,
-``hits``, ``edges`` and ``vector`` anywhere (each is one field of one type); a unit test keeps it
-so. A typed collection's root field (``books { search records }``, ``collections`` passed in)
-is walked as the root: its ``search`` and ``records`` cost what the generic ones do.
+``hits``, ``groups``, ``edges`` and ``vector`` anywhere (each is one field of one type, but
+``hits``: ``SearchResult`` and ``HitGroup``); a unit test keeps it so. A typed collection's
+root field (``books { search records }``, ``collections`` passed in) is walked as the root: its
+``search`` and ``records`` cost what the generic ones do.
 """
 
 from __future__ import annotations
@@ -214,7 +216,9 @@ class _Walk:
             k = self.size(node, "offset", DEFAULT_OFFSET, self.caps.top_k) + self.size(
                 node, "topK", DEFAULT_TOP_K, self.caps.top_k
             )
-            children, work = {"hits": k}, k
+            k *= self.group_size(node)
+            # groupBy's groups hold those hits: each counted under a group of its own.
+            children, work = {"hits": k, "groups": k}, k
         elif root and name == "searchBatch":
             k = self.size(node, "topK", DEFAULT_TOP_K, self.caps.top_k)
             v = self.count(node, "vectors", self.caps.search_batch)
@@ -244,6 +248,19 @@ class _Walk:
         if isinstance(value, float) and not value.is_integer():
             return cap
         return max(0, min(int(value), cap))
+
+    def group_size(self, node: FieldNode) -> int:
+        """groupBy's size (hits per group), 1 without groupBy; capped at topK's maximum (the use
+        case refuses topK * size above it)."""
+        _, value = self.argument(node, "groupBy")
+        if not isinstance(value, dict):
+            return 1
+        size = value.get("size", 1)
+        if size is None:
+            return 1
+        if isinstance(size, bool) or not isinstance(size, int):
+            return self.caps.top_k
+        return max(1, min(size, self.caps.top_k))
 
     def count(self, node: FieldNode, name: str, cap: int) -> int:
         given, value = self.argument(node, name)

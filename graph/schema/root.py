@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from graph.schema.context import Info
 from graph.schema.enums import Consistency
 from graph.schema.filtering import Filter
 from graph.schema.inputs import CreateCollectionInput, IndexInput, RecordInput
+from graph.schema.paging import GroupByInput
 from graph.schema.scalars import ParsedVector, Vector
 from graph.schema.searching import RecordConnection, SearchParams, SearchResult
 from graph.schema.strings import ClientStrings
@@ -88,6 +91,16 @@ class Query:
         vector: Vector | None = None,
         near_id: strawberry.ID | None = None,
         top_k: int = DEFAULT_TOP_K,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description=(
+                    "pageInfo.endCursor of the page before: the next topK hits of the same "
+                    "search (vector, nearId or text)."
+                )
+            ),
+        ] = None,
+        group_by: GroupByInput | None = None,
         offset: int = DEFAULT_OFFSET,
         where: Filter | None = None,
         params: SearchParams | None = None,
@@ -106,6 +119,8 @@ class Query:
             consistency=consistency,
             tenant=tenant,
             model=model,
+            after=after,
+            group_by=group_by.to_record() if group_by else None,
         )
         ctx = info.context
         [outcome] = await search.search(

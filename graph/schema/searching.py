@@ -8,6 +8,7 @@ from strawberry.scalars import JSON
 from graph.schema.enums import Consistency, IndexType
 from graph.schema.types import Record
 from resolvers.search import Explain as ExplainRecord
+from resolvers.search import Hit as HitRecord
 from resolvers.search import SearchOutcome
 from store import Page, encode_cursor
 from store import SearchParams as SearchParamsRecord
@@ -97,30 +98,67 @@ class Hit:
     record: Record | None
 
 
+@strawberry.type(description="The hits of one value of the groupBy field, best first.")
+class HitGroup:
+    value: JSON | None = strawberry.field(
+        description="The field's value (null: records without one)."
+    )
+    hits: list[Hit]
+
+
 @strawberry.type(description="Hits ordered by score, highest first.")
 class SearchResult:
-    hits: list[Hit]
+    hits: list[Hit] = strawberry.field(
+        description="With groupBy: every group's hits, groups in the order of their best hit."
+    )
+    groups: list[HitGroup] | None = strawberry.field(
+        description=(
+            "With groupBy: topK groups of at most groupBy.size hits, in the order of their "
+            "best hit. Null without groupBy."
+        )
+    )
+    page_info: PageInfo = strawberry.field(
+        description=(
+            "endCursor, passed as after, gives the next topK hits in score order; none is shown "
+            "twice, and records written after the first page are left out of later ones. "
+            "hasNextPage is true on a full page (the next may be empty). No cursor with offset "
+            "or groupBy."
+        )
+    )
     took_ms: float = strawberry.field(description="Server time for this search, join included.")
     explain: Explain
 
     @classmethod
     def from_record(cls, outcome: SearchOutcome) -> SearchResult:
         return cls(
-            hits=[
-                Hit(
-                    id=strawberry.ID(h.id),
-                    score=h.score,
-                    distance=h.distance,
-                    record=Record.from_record(h.record),
-                )
-                for h in outcome.hits
-            ],
+            hits=[_hit(h) for h in outcome.hits],
+            groups=(
+                [
+                    HitGroup(value=JSON(g.value), hits=[_hit(h) for h in g.hits])
+                    for g in outcome.groups
+                ]
+                if outcome.groups is not None
+                else None
+            ),
+            page_info=PageInfo(
+                has_next_page=outcome.page_info.has_next_page,
+                end_cursor=outcome.page_info.end_cursor,
+            ),
             took_ms=round(outcome.took_ms, 3),
             explain=Explain.from_record(outcome.explain),
         )
 
 
-@strawberry.type
+def _hit(h: HitRecord) -> Hit:
+    return Hit(
+        id=strawberry.ID(h.id),
+        score=h.score,
+        distance=h.distance,
+        record=Record.from_record(h.record),
+    )
+
+
+@strawberry.type(description="Where a list goes on: pass endCursor as after for the next page.")
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None

@@ -33,6 +33,7 @@ def detect_capabilities(version: str) -> Capabilities:
             filtered_ef=LITE_FILTERED_EF,
             index_types=LITE_INDEX_TYPES,
             exact_when_selective=False,
+            range_search=False,
         )
     v = _version_tuple(version)
     return Capabilities(

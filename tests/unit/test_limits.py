@@ -154,7 +154,8 @@ def test_the_cost_model_names_match_the_schema() -> None:
     assert owners["search"] == ["Query"]
     assert owners["searchBatch"] == ["Query"]
     assert sorted(owners["records"]) == ["CollectionStats", "Query"]  # root only: see cost.py
-    assert owners["hits"] == ["SearchResult"]
+    assert sorted(owners["hits"]) == ["HitGroup", "SearchResult"]  # groups: see cost.py
+    assert owners["groups"] == ["SearchResult"]
     assert owners["edges"] == ["RecordConnection"]
     assert owners["vector"] == ["Record"]
     query = schema.query_type

@@ -1,0 +1,133 @@
+"""Search pages after a keyset: continuing a ranking where the last page stopped.
+
+A page is followed by a ``Keyset``: the index's value (``raw``, in Milvus's terms: similarity
+for COSINE and IP, squared distance for L2) of the last hit shown, and the ids shown within
+``tolerance`` of it (``seen``). The next page is the best hits ranked no better than ``raw`` and
+not in ``seen``, so no hit is shown twice however many share a score, and a value the index
+computes one float32 step apart on the next call neither repeats nor skips a hit.
+
+How the index is asked (``search_after``):
+
+- **Range search** (``Capabilities.range_search``: Milvus servers): the keyset becomes the upper
+  bound of a range search (``range_filter``), so page n asks for about ``topK`` hits, as page 1
+  does, however deep it is.
+- **Deeper top-k** (Milvus Lite, whose range search only filters its top ``ef`` hits, so it finds
+  nothing past the first few hundred): the index is asked for the ``depth`` hits shown so far plus
+  the page, and the keyset drops the shown ones. Page n costs a top-k of n pages; it reaches
+  ``WINDOW`` hits deep (Milvus's top-k limit), past which the page comes back short.
+
+Either way a page whose window held too few new hits (ties, hits added above the keyset since)
+asks again with twice the window, up to ``WINDOW``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from store.index import VectorHit, VectorIndex
+from store.records import CollectionInfo, Consistency, Metric
+
+# Milvus's largest top-k (limit + offset): the deepest window one search can ask for.
+WINDOW = 16_384
+# Ids kept in a keyset's ``seen``: a longer run of hits at one score is continued by rank alone.
+MAX_SEEN = 256
+# The range search's open end: past every score (COSINE, IP) or distance (L2) there is.
+FAR = 1e30
+
+
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    raw: float  # the index's value of the last hit shown
+    seen: tuple[str, ...]  # ids shown within ``tolerance(raw)`` of it
+    depth: int  # hits shown so far, on every page
+
+
+def tolerance(raw: float) -> float:
+    """Two values this close are taken for one score: float32 carries about 7 digits."""
+    return 1e-6 * max(1.0, abs(raw))
+
+
+def raw_value(metric: Metric, score: float, distance: float) -> float:
+    """The index's value back from a hit's (score, distance) (store.search.score)."""
+    return distance * distance if metric is Metric.L2 else score
+
+
+def goodness(metric: Metric, raw: float) -> float:
+    """Higher is better for every metric (L2's raw value is a distance)."""
+    return -raw if metric is Metric.L2 else raw
+
+
+def ranked(metric: Metric, hits: Sequence[VectorHit]) -> list[VectorHit]:
+    """Best first; ties by id, so a page's order does not depend on the index's."""
+    return sorted(hits, key=lambda h: (-goodness(metric, h.distance), h.id))
+
+
+def continue_after(metric: Metric, hits: Sequence[VectorHit], keyset: Keyset) -> list[VectorHit]:
+    """The hits that come after ``keyset``, best first."""
+    bound = goodness(metric, keyset.raw) + tolerance(keyset.raw)
+    seen = set(keyset.seen)
+    kept = [h for h in hits if goodness(metric, h.distance) <= bound and h.id not in seen]
+    return ranked(metric, kept)
+
+
+def next_keyset(page: Sequence[tuple[str, float]], previous: Keyset | None) -> Keyset:
+    """The keyset after ``page``: (id, raw value) of its hits, best first, not empty; it
+    followed ``previous``."""
+    last = page[-1][1]
+    near = [id for id, raw in page if abs(raw - last) <= tolerance(last)]
+    if previous is not None and abs(previous.raw - last) <= tolerance(last):
+        near = list(previous.seen) + near
+    depth = len(page) + (previous.depth if previous else 0)
+    return Keyset(raw=last, seen=tuple(near[-MAX_SEEN:]), depth=depth)
+
+
+def range_after(metric: Metric, keyset: Keyset, params: dict[str, Any]) -> dict[str, Any]:
+    """Milvus search params bounded by the keyset (a client's own range is kept inside it)."""
+    out = dict(params)
+    tol = tolerance(keyset.raw)
+    if metric is Metric.L2:
+        # radius: the largest squared distance kept (exclusive); range_filter: the smallest.
+        out.setdefault("radius", FAR)
+        out["range_filter"] = max(out.get("range_filter", 0.0), max(0.0, keyset.raw - tol))
+    else:
+        # radius: the lowest similarity kept (exclusive); range_filter: the highest.
+        out.setdefault("radius", -1.0 if metric is Metric.COSINE else -FAR)
+        out["range_filter"] = min(out.get("range_filter", FAR), keyset.raw + tol)
+    return out
+
+
+async def search_after(
+    index: VectorIndex,
+    info: CollectionInfo,
+    vector: np.ndarray,
+    *,
+    keyset: Keyset,
+    top_k: int,
+    expr: str,
+    params: dict[str, Any],
+    consistency: Consistency,
+    range_search: bool,
+) -> tuple[list[VectorHit], bool]:
+    """The ``top_k`` best hits after ``keyset``, and whether the index could give no more
+    (``short``: the window reached ``WINDOW`` before the page filled)."""
+    if range_search:
+        window, asked = top_k + len(keyset.seen) + 1, range_after(info.metric, keyset, params)
+    else:
+        window, asked = keyset.depth + top_k + 1, dict(params)
+    window = min(window, WINDOW)
+    while True:
+        if "ef" in asked:  # HNSW refuses a top-k above ef
+            asked["ef"] = max(asked["ef"], window)
+        [raw] = await index.search(
+            info, [vector], limit=window, expr=expr, params=asked, consistency=consistency
+        )
+        kept = continue_after(info.metric, raw, keyset)
+        if len(kept) >= top_k or len(raw) < window:
+            return kept[:top_k], False
+        if window >= WINDOW:
+            return kept[:top_k], True
+        window = min(WINDOW, window * 2)
