@@ -47,7 +47,9 @@ def comparison_inputs(
         return GraphQLInputObjectType(
             name,
             {op: field(op) for op in ops},
-            description=f"Conditions on a {scalar.name} value; all that are given must hold.",
+            description=(
+                f"Conditions on a value of type {scalar.name}; all that are given must hold."
+            ),
         )
 
     return {
