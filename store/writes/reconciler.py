@@ -99,6 +99,8 @@ class Reconciler:
         if not await self._acquire():
             report.skipped = True
             return report
+        # Under the lease: one process's pass at a time (test_many_processes reads these lines).
+        log.debug("reconciler pass started by %s", self._lease.holder)
         try:
             infos = await self._collections.all()
             try:
@@ -114,6 +116,7 @@ class Reconciler:
                 # registry of its own, and its collections would look unowned from here.
                 await self._drop_unowned(report)
         finally:
+            log.debug("reconciler pass ended by %s", self._lease.holder)
             await self._release()
         return report
 
