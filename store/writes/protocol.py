@@ -14,12 +14,9 @@ one exists.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterator, Sequence
 
-from sqlalchemy import Table, and_, delete, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, delete, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -28,13 +25,18 @@ from store.index import VectorIndex, milvus_key
 from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordError, RecordState, UpsertOutcome
 from store.sql.tables import RecordRow, tenant_key, utcnow
+from store.writes import rows
 from store.writes.flushing import Flusher
 from store.writes.incoming import IncomingRecord, validate_records
+from store.writes.rows import Revisions
 
 log = logging.getLogger(__name__)
 
 SQL_CHUNK = 500
-MILVUS_CHUNK = 1000
+# Rows per Milvus upsert: at most MILVUS_CHUNK, and about MILVUS_CHUNK_BYTES of vectors, far below
+# gRPC's message limit whatever the dimension. Fewer, larger calls cost Milvus less per row.
+MILVUS_CHUNK = 4096
+MILVUS_CHUNK_BYTES = 8 << 20
 
 # A row's key within its collection: (its ``tenant`` column, id).
 RowKey = tuple[str, str]
@@ -78,18 +80,8 @@ class Writer:
         """Steps 2-4 of the protocol for records that are already valid."""
         if not records:
             return
-        revisions = await self._store_pending(info, records)
-        self._instruments.ingested(info.name, len(records))  # stored: searchable soon or now
-        try:
-            for start in range(0, len(records), MILVUS_CHUNK):
-                await self._vectors.upsert(info, records[start : start + MILVUS_CHUNK])
-        except Unavailable as e:
-            raise Unavailable(
-                f"{len(records)} records are stored but not yet searchable: {e.message}. "
-                "They will be indexed when Milvus is back; retrying the same request is safe.",
-                extensions={"stored": len(records), "indexed": 0},
-            ) from e
-        await self.mark_indexed(info.name, revisions)
+        revisions = await self.store_pending(info, records)
+        await self.index(info, records, revisions)
         try:
             await self._flusher.wrote(info, len(records))
         except Unavailable as e:
@@ -97,61 +89,49 @@ class Writer:
             # slower): a failed flush must not fail the write. The next write tries again.
             log.warning("flush of %s failed after a successful write: %s", info.milvus_name, e)
 
-    async def _store_pending(
-        self, info: CollectionInfo, records: Sequence[RecordData]
-    ) -> list[tuple[str, str, int]]:
-        """(tenant column, id, revision) of every row written."""
-        now = utcnow()
-        revisions: list[tuple[str, str, int]] = []
+    async def store_pending(self, info: CollectionInfo, records: Sequence[RecordData]) -> Revisions:
+        """Step 2: upsert ``records`` into SQL as ``pending``, in one transaction; returns the
+        (tenant column, id, revision) of every row written, for ``index``."""
+        if not records:
+            return []
         async with self._sessions() as session, session.begin():
-            stmt = _upsert_pending(session, now=now)
-            for start in range(0, len(records), SQL_CHUNK):
-                chunk = records[start : start + SQL_CHUNK]
-                # One cached statement run with many parameter sets (SQLAlchemy batches them as
-                # multi-row INSERT ... RETURNING): compiling a fresh VALUES list of thousands of
-                # bind parameters per batch cost more than the write itself.
-                result = await session.execute(
-                    stmt,
-                    [
-                        {
-                            "collection": info.name,
-                            "id": r.id,
-                            "tenant": tenant_key(r.tenant),
-                            "vector": r.vector,
-                            "metadata": r.metadata,
-                            "text": r.text,
-                            "state": RecordState.PENDING.value,
-                            "revision": 1,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for r in chunk
-                    ],
-                )
-                revisions.extend((str(t), str(i), int(rev)) for t, i, rev in result.all())
+            revisions = await rows.upsert_pending(
+                session, collection=info.name, records=records, now=utcnow()
+            )
+        self._instruments.ingested(info.name, len(records))  # stored: searchable soon or now
         return revisions
+
+    async def index(
+        self, info: CollectionInfo, records: Sequence[RecordData], revisions: Revisions
+    ) -> None:
+        """Steps 3-4 for rows ``store_pending`` wrote: ``push`` them to Milvus, then mark them
+        ``indexed`` where their revision is still the one pushed. No flush (``write`` leaves
+        that to the flush policy; a bulk import flushes once at its end)."""
+        await self.push(info, records)
+        await self.mark_indexed(info.name, revisions)
+
+    async def push(self, info: CollectionInfo, records: Sequence[RecordData]) -> None:
+        """Step 3: upsert ``records`` (stored ``pending``) into Milvus; ``Unavailable`` says
+        they are stored and will be indexed."""
+        try:
+            for chunk in _milvus_chunks(info, records):
+                await self._vectors.upsert(info, chunk)
+        except Unavailable as e:
+            raise Unavailable(
+                f"{len(records)} records are stored but not yet searchable: {e.message}. "
+                "They will be indexed when Milvus is back; retrying the same request is safe.",
+                extensions={"stored": len(records), "indexed": 0},
+            ) from e
 
     async def mark_indexed(
         self, collection: str, revisions: Sequence[tuple[str, str, int]]
     ) -> None:
         """Mark rows indexed only where their revision is still the one pushed to Milvus;
         ``revisions``: (tenant column, id, revision)."""
+        if not revisions:
+            return
         async with self._sessions() as session, session.begin():
-            for start in range(0, len(revisions), SQL_CHUNK):
-                chunk = revisions[start : start + SQL_CHUNK]
-                await session.execute(
-                    update(RecordRow)
-                    .where(
-                        and_(
-                            col(RecordRow.collection) == collection,
-                            tuple_(
-                                col(RecordRow.tenant), col(RecordRow.id), col(RecordRow.revision)
-                            ).in_(chunk),
-                            col(RecordRow.state) == RecordState.PENDING.value,
-                        )
-                    )
-                    .values(state=RecordState.INDEXED.value)
-                )
+            await rows.mark_indexed(session, collection=collection, revisions=revisions)
 
     async def flush(self, info: CollectionInfo) -> None:
         """Seal Milvus's in-memory segment so searches take the indexed path."""
@@ -225,21 +205,10 @@ class Writer:
                 )
 
 
-def _upsert_pending(session: AsyncSession, *, now: datetime) -> Any:
-    """``INSERT ... ON CONFLICT (collection, tenant, id) DO UPDATE`` of rows as ``pending`` with
-    a new revision, returning (tenant, id, revision). The tenant is part of the key, so a write
-    only ever replaces a record of its own tenant."""
-    table: Table = RecordRow.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.collection, table.c.tenant, table.c.id],
-        set_={
-            "vector": stmt.excluded.vector,
-            "metadata": stmt.excluded["metadata"],
-            "text": stmt.excluded.text,
-            "state": RecordState.PENDING.value,
-            "revision": table.c.revision + 1,
-            "updated_at": now,
-        },
-    ).returning(table.c.tenant, table.c.id, table.c.revision)
+def _milvus_chunks(
+    info: CollectionInfo, records: Sequence[RecordData]
+) -> Iterator[Sequence[RecordData]]:
+    """``records`` in slices of at most ``MILVUS_CHUNK`` rows and about ``MILVUS_CHUNK_BYTES``."""
+    size = max(1, min(MILVUS_CHUNK, MILVUS_CHUNK_BYTES // (4 * info.dimension)))
+    for start in range(0, len(records), size):
+        yield records[start : start + size]

@@ -190,11 +190,18 @@ class Peer:
             host=str(self.socket_dir), user="postgres", database="postgres"
         )
 
-    async def load(self, ds: Dataset, *, ef_search: int, settings: Sequence[str] = ()) -> float:
-        """COPY every base record, build the HNSW index: seconds to searchable."""
+    async def load(
+        self, ds: Dataset, *, ef_search: int, settings: Sequence[str] = (), fresh: bool = False
+    ) -> float:
+        """COPY every base record, build the HNSW index: seconds to searchable. ``fresh``: drop
+        what an earlier load made first (``--load-only`` loads several times)."""
         conn = await self.connect()
         try:
             self.info["version"] = await conn.fetchval("select version()")
+            if fresh:
+                await conn.execute(
+                    "drop function if exists search_packages; drop table if exists package"
+                )
             start = time.perf_counter()
             await conn.execute(SCHEMA.format(dim=ds.base.shape[1]))
             self.info["pgvector"] = await conn.fetchval(
@@ -439,6 +446,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a PostgreSQL setting for PostGraphile's connections, e.g. "
         "hnsw.max_scan_tuples=100000 (repeatable)",
     )
+    p.add_argument(
+        "--load-only",
+        action="store_true",
+        help="measure only loading to searchable (tests/bench/load.py): vectorql import with "
+        "each --sql against pgvector's COPY + index build, --load-rounds times",
+    )
+    p.add_argument(
+        "--sql",
+        nargs="+",
+        choices=("sqlite", "postgres"),
+        default=["sqlite", "postgres"],
+        help="--load-only: vectorql's SQL databases",
+    )
+    p.add_argument("--load-rounds", type=int, default=3, help="--load-only: rounds (medians)")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="--load-only: vectorql import --batch-size"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -449,7 +473,8 @@ async def amain(args: argparse.Namespace) -> int:
     if not (args.data / "vectors.f16.npy").exists():
         console.print(f"[red]dataset not found in {args.data}[/]")
         return 2
-    ensure_npm()
+    if not args.load_only:
+        ensure_npm()
     ds = load_dataset(args.data, limit=args.limit, queries=args.queries, seed=args.seed)
     cases = [filter_case(s) for s in FILTERS]
     selectivity = {c.label: float(c.mask(ds.records).mean()) for c in cases}
@@ -459,10 +484,12 @@ async def amain(args: argparse.Namespace) -> int:
         + ", ".join(f"{k}: {v:.2%}" for k, v in selectivity.items()),
         highlight=False,
     )
-    truth = ground_truth(ds, cases, RECALL_AT)
     lite = args.milvus == "lite"
     root = Path(tempfile.mkdtemp(prefix="vectorql-bench-peer-"))
     os.chmod(root, 0o755)  # pgserver runs PostgreSQL as an unprivileged user when root
+    if args.load_only:
+        return await load_only(args, ds, root)
+    truth = ground_truth(ds, cases, RECALL_AT)
     from tests.servers import free_port
 
     api: VectorqlApi | None = None
@@ -583,6 +610,26 @@ async def amain(args: argparse.Namespace) -> int:
         f"(COPY + HNSW m {HNSW_M}, ef_construction {HNSW_EF_CONSTRUCTION}); "
         f"ef: vectorql {DEFAULT_EF}, pgvector hnsw.ef_search {args.ef_search}"
     )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+        console.print(f"results written to {args.json}")
+    return 0
+
+
+async def load_only(args: argparse.Namespace, ds: Dataset, root: Path) -> int:
+    """``--load-only``: loading to searchable on both stacks (``tests.bench.load``)."""
+    from tests.bench.load import run_load
+
+    peer = Peer(root)
+    try:
+        with milvus_server(args.milvus, root / "milvus") as milvus:
+            report = await run_load(args, ds, root, peer, milvus)
+    finally:
+        peer.stop()
+        if args.keep:
+            console.print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))
         console.print(f"results written to {args.json}")
