@@ -33,6 +33,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from graph.schema.typed import root_field
 from tests.bench.ingest import (
     COLLECTION,
     CREATE,
@@ -49,6 +50,14 @@ from tests.bench.search import ApiProcess, Profiler
 SEARCH = """
 query($c: String!, $v: Vector!, $k: Int!) {
   search(collection: $c, vector: $v, topK: $k) { hits { id score%s } }
+}
+"""
+# The same search through the collection's typed field (issue 21): every declared field and the
+# undeclared ones (extra) stand for metadata.
+TYPED_SEARCH = """
+query($v: Vector!, $k: Int!) {
+  %s { search(vector: $v, topK: $k) { hits { id score record { id section priority arch
+    installed_size size has_homepage tags version maintainer extra text } } } }
 }
 """
 RECORD = """
@@ -75,6 +84,11 @@ def kinds(queries: Sequence[str], ids: Sequence[str]) -> list[Kind]:
         Kind("record(id)", RECORD, lambda i: {"c": COLLECTION, "id": ids[i % len(ids)]}),
         Kind("search topK 10: id score", SEARCH % "", search(10)),
         Kind("search topK 10: + record", with_record, search(10)),
+        Kind(
+            "typed search topK 10: + record",
+            TYPED_SEARCH % root_field(COLLECTION),
+            lambda i: {"v": queries[i % len(queries)], "k": 10},
+        ),
         Kind("search topK 100: + record", with_record, search(100)),
     ]
 

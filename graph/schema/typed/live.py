@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 import strawberry
 
@@ -72,13 +71,14 @@ class LiveSchema:
             await asyncio.sleep(interval)
 
     async def at_least(self, store: Store, version: int, *, wait: float = WAIT) -> None:
-        """Return once this process serves ``version`` or later, or after ``wait`` seconds."""
-        deadline = time.monotonic() + wait
-        while self.version < version and time.monotonic() < deadline:
-            with contextlib.suppress(Exception):  # the request then runs on the schema it has
-                if await self.refresh(store) and self.version >= version:
-                    return
-            await asyncio.sleep(0.05)
+        """Refresh when this process serves an older schema than ``version`` (a client saw it
+        elsewhere). One refresh reaches what SQL has; a version SQL does not have yet is not
+        waited for. Bounded by ``wait`` seconds; on failure the request runs on the schema it
+        has."""
+        if self.version >= version:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.refresh(store), timeout=wait)
 
     def changed_here(self, store: Store) -> bool:
         """Whether this process ran DDL that the current schema does not show yet."""
