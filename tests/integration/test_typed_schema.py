@@ -263,3 +263,38 @@ async def test_ddl_changes_the_schema_of_other_processes(
             while "errors" not in (await post(server_a.graphql, typed)).json():
                 assert time.monotonic() - started < 3.0
                 await asyncio.sleep(0.1)
+
+
+class FailingBuilds:
+    """The app's schema builder, failing every build until ``fail`` is cleared."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.generic = real.generic
+        self.check = real.check
+        self.fail = True
+
+    def build(self, collections: Any) -> Any:
+        if self.fail:
+            raise RuntimeError("a build that fails")
+        return self.real.build(collections)
+
+
+@pytest.mark.validation
+async def test_a_failed_build_keeps_the_old_schema(api: Api, name: str) -> None:
+    live = api.app.state.schemas
+    before = live.current
+    builds = FailingBuilds(live.typed)
+    live.typed = builds
+    try:
+        await api.ok(CREATE % "[]", {"n": name})  # answered: the DDL itself succeeded
+        assert live.current is before
+        root = root_field(name)
+        missing = await api.error(f"{{ {root} {{ records {{ totalCount }} }} }}")
+        assert root in missing["message"]
+        assert await api.ok("{ collections { name } }")  # the old schema serves
+        builds.fail = False
+        await live.refresh(api.store)
+        assert await api.ok(f"{{ {root} {{ records {{ totalCount }} }} }}")
+    finally:
+        live.typed = builds.real
