@@ -14,6 +14,14 @@ import numpy as np
 
 from resolvers.access import Principal, check_collection, require, tenant_for
 from resolvers.grouping import Grouped, joined_groups
+from resolvers.hybrid import (
+    HybridQuery,
+    check_hybrid,
+    check_keyword,
+    check_keyword_params,
+    hybrid_search,
+    keyword_search,
+)
 from resolvers.limits import DEFAULT_OFFSET, DEFAULT_TOP_K, Limits
 from resolvers.paging import (
     NO_NEXT_PAGE,
@@ -30,6 +38,8 @@ from resolvers.where import check_where_shape, parse_where
 from store import (
     CollectionInfo,
     Consistency,
+    Filter,
+    HitScores,
     InvalidInput,
     LimitExceeded,
     Loaders,
@@ -38,8 +48,10 @@ from store import (
     ScoredHit,
     SearchParams,
     SearchPlan,
+    Side,
     Store,
     StoredRecord,
+    TextSearch,
 )
 
 
@@ -56,6 +68,8 @@ class SearchRequest:
     collection: str
     vectors: Sequence[QueryVector] = ()
     near_id: str | None = None
+    keywords: Sequence[str] = ()  # BM25 over record text
+    hybrid: Sequence[HybridQuery] = ()  # keyword + vector, fused
     top_k: int = DEFAULT_TOP_K
     offset: int = DEFAULT_OFFSET
     where: Mapping[str, Any] | None = None
@@ -73,6 +87,7 @@ class Hit:
     score: float
     distance: float
     record: StoredRecord
+    scores: HitScores | None = None  # keyword and hybrid searches: each side's score and rank
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +98,9 @@ class Explain:
     plan: SearchPlan
     candidates: int
     returned: int
+    # Keyword and hybrid searches: each side's time and candidates (None: that side did not run).
+    vector: Side | None = None
+    keyword: Side | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +121,8 @@ async def search(
     principal: Principal,
     batch: bool = False,
 ) -> list[SearchOutcome]:
-    """Run one search (``batch=False``: exactly one vector or ``near_id``) or a batch of vectors
-    in one Milvus call; join every hit with SQL in one loader batch."""
+    """Run one search (``batch=False``: exactly one vector, ``near_id``, keyword or hybrid query)
+    or a batch (vectors in one Milvus call); join every hit with SQL in one loader batch."""
     start, started = time.perf_counter(), time.time()
     require(principal, Scope.READ, action="searchBatch" if batch else "search")
     check_collection(principal, request.collection)
@@ -121,38 +139,49 @@ async def search(
     request = dataclasses.replace(request, tenant=tenant_for(principal, info, request.tenant))
     _check_model(info, request.model)
     where = parse_where(info, request.where, limits)
-    vectors, exclude = await _query_vectors(store, info, request, batch=batch)
+    sides: list[tuple[Side | None, Side | None]] = []
+    vectors: list[np.ndarray] = []
     cursor, groups = None, None
-    if request.after is not None:
-        cursor = await open_cursor(store, request.after, _bound(info, request, vectors, 0))
-    milvus_start = time.perf_counter()
-    if request.group_by is not None:
-        groups, plan, _ = await store.grouper.search(
-            info,
-            vectors[0],
-            field=request.group_by.field,
-            size=request.group_by.size,
-            groups=request.top_k,
-            where=where,
-            params=request.params,
-            consistency=request.consistency or Consistency.SESSION,
-            tenant=request.tenant,
-            exclude_id=exclude,
-        )
-        results = [[h for g in groups for h in g.hits]]
+    if (request.keywords or request.hybrid) and (request.after or request.group_by):
+        raise InvalidInput("after and groupBy take a vector or nearId search")
+    if request.keywords or request.hybrid:
+        milvus_start = time.perf_counter()
+        found = await _text_search(store, info, request, where, batch=batch)
+        results = [f.hits for f in found]
+        plan = found[0].plan
+        sides = [(f.vector, f.keyword) for f in found]
     else:
-        results, plan = await store.searcher.search(
-            info,
-            vectors,
-            top_k=request.top_k,
-            offset=request.offset,
-            where=where,
-            params=request.params,
-            consistency=request.consistency or Consistency.SESSION,
-            tenant=request.tenant,
-            exclude_id=exclude,
-            after=cursor.keyset if cursor else None,
-        )
+        vectors, exclude = await _query_vectors(store, info, request, batch=batch)
+        if request.after is not None:
+            cursor = await open_cursor(store, request.after, _bound(info, request, vectors, 0))
+        milvus_start = time.perf_counter()
+        if request.group_by is not None:
+            groups, plan, _ = await store.grouper.search(
+                info,
+                vectors[0],
+                field=request.group_by.field,
+                size=request.group_by.size,
+                groups=request.top_k,
+                where=where,
+                params=request.params,
+                consistency=request.consistency or Consistency.SESSION,
+                tenant=request.tenant,
+                exclude_id=exclude,
+            )
+            results = [[h for g in groups for h in g.hits]]
+        else:
+            results, plan = await store.searcher.search(
+                info,
+                vectors,
+                top_k=request.top_k,
+                offset=request.offset,
+                where=where,
+                params=request.params,
+                consistency=request.consistency or Consistency.SESSION,
+                tenant=request.tenant,
+                exclude_id=exclude,
+                after=cursor.keyset if cursor else None,
+            )
     sql_start = time.perf_counter()
     joined = [in_view(hits, cursor) for hits in await _join(loaders, info, request.tenant, results)]
     end = time.perf_counter()
@@ -161,16 +190,23 @@ async def search(
     )
     outcomes = []
     for i, (raw, hits) in enumerate(zip(results, joined, strict=True)):
+        vector_side, keyword_side = sides[i] if sides else (None, None)
         explain = Explain(
-            milvus_ms=(sql_start - milvus_start) * 1000,
+            milvus_ms=(
+                (vector_side.ms if vector_side else 0.0)
+                if sides
+                else (sql_start - milvus_start) * 1000
+            ),
             sql_ms=(end - sql_start) * 1000,
             total_ms=(end - start) * 1000,
             plan=plan,
             candidates=len(raw),
             returned=len(hits),
+            vector=vector_side,
+            keyword=keyword_side,
         )
         pages = NO_NEXT_PAGE
-        if groups is None and not request.offset:
+        if vectors and groups is None and not request.offset:
             bound = _bound(info, request, vectors, i)
             pages = await page_info(
                 store,
@@ -231,16 +267,62 @@ def _check_limits(request: SearchRequest, limits: Limits, *, batch: bool) -> Non
             extensions={"limit": limits.max_top_k},
         )
     if batch:
-        if not request.vectors:
-            raise InvalidInput("searchBatch needs at least one vector")
-        if len(request.vectors) > limits.max_search_batch:
+        kinds = (request.vectors, request.keywords, request.hybrid)
+        if sum(bool(k) for k in kinds) != 1:
+            raise InvalidInput(
+                "searchBatch takes exactly one of vectors, keywords and hybrids, not empty"
+            )
+        queries = sum(len(k) for k in kinds)
+        if queries > limits.max_search_batch:
             raise LimitExceeded(
-                f"{len(request.vectors)} vectors in one searchBatch; the limit is "
-                f"{limits.max_search_batch}",
+                f"{queries} queries in one searchBatch; the limit is {limits.max_search_batch}",
                 extensions={"limit": limits.max_search_batch},
             )
-    elif (len(request.vectors) == 1) == (request.near_id is not None):
-        raise InvalidInput("search takes exactly one of vector and nearId")
+    elif (
+        len(request.vectors)
+        + len(request.keywords)
+        + len(request.hybrid)
+        + (request.near_id is not None)
+        != 1
+    ):
+        raise InvalidInput("search takes exactly one of vector, nearId, keyword and hybrid")
+    _check_text_queries(request, batch=batch)
+
+
+def _check_text_queries(request: SearchRequest, *, batch: bool) -> None:
+    for i, keyword in enumerate(request.keywords):
+        check_keyword(keyword, f"keywords[{i}]" if batch else "keyword")
+    if request.keywords:
+        check_keyword_params(request.params)
+    for i, query in enumerate(request.hybrid):
+        check_hybrid(query, f"hybrids[{i}]" if batch else "hybrid")
+
+
+async def _text_search(
+    store: Store, info: CollectionInfo, request: SearchRequest, where: Filter | None, *, batch: bool
+) -> list[TextSearch]:
+    if request.keywords:
+        return await keyword_search(
+            store,
+            info,
+            request.keywords,
+            top_k=request.top_k,
+            offset=request.offset,
+            where=where,
+            tenant=request.tenant,
+        )
+    return await hybrid_search(
+        store,
+        info,
+        request.hybrid,
+        top_k=request.top_k,
+        offset=request.offset,
+        where=where,
+        params=request.params,
+        consistency=request.consistency or Consistency.SESSION,
+        tenant=request.tenant,
+        batch=batch,
+    )
 
 
 def _check_model(info: CollectionInfo, model: str | None) -> None:
@@ -291,6 +373,10 @@ async def _join(
     records = await loaders.records.load_many(keys) if keys else []
     by_id = {k[2]: r for k, r in zip(keys, records, strict=True)}
     return [
-        [Hit(h.id, h.score, h.distance, rec) for h in hits if (rec := by_id.get(h.id)) is not None]
+        [
+            Hit(h.id, h.score, h.distance, rec, h.scores)
+            for h in hits
+            if (rec := by_id.get(h.id)) is not None
+        ]
         for hits in results
     ]

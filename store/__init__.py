@@ -5,6 +5,7 @@ the store's one public face: ``graph`` and ``resolvers`` import from here only (
 contract keeps it so).
 """
 
+from store.analyzer import terms as keyword_terms
 from store.codec import VectorFormatError, dumps_json, from_bytes, parse_vector
 from store.cursors import CURSOR_TTL, SearchCursor
 from store.errors import (
@@ -19,7 +20,9 @@ from store.errors import (
     VectorqlError,
 )
 from store.filters import Filter, check_shape, parse_filter
+from store.fusion import Fusion, HitScores
 from store.grouping import HitGroup
+from store.hybrid import Side, TextSearch
 from store.instruments import SECONDS_BUCKETS, Instruments
 from store.keys import ApiKeys, KeyInfo, Scope, StoredKey, parse_key, secret_matches
 from store.loaders import Loaders
@@ -102,7 +105,9 @@ __all__ = [
     "FieldType",
     "Filter",
     "Forbidden",
+    "Fusion",
     "HitGroup",
+    "HitScores",
     "ImportProgress",
     "ImportSummary",
     "IncomingRecord",
@@ -132,12 +137,14 @@ __all__ = [
     "SearchParams",
     "SearchPlan",
     "ServerStartError",
+    "Side",
     "SqlPooler",
     "StandaloneUnavailable",
     "Store",
     "StoreConfig",
     "StoredKey",
     "StoredRecord",
+    "TextSearch",
     "Unauthenticated",
     "Unavailable",
     "UpsertOutcome",
@@ -154,6 +161,7 @@ __all__ = [
     "identifier_problem",
     "import_batches",
     "import_jsonl",
+    "keyword_terms",
     "lite_file_in_use",
     "local_data_dir",
     "local_engine",

@@ -46,6 +46,7 @@ from store.records import (
     ModelSpec,
     RecordState,
 )
+from store.sql import postings
 from store.sql.tables import CollectionRow, RecordRow, utcnow
 from store.sql.versions import bump_version, read_version
 from store.validation import validate_collection, validate_index, validate_name
@@ -229,6 +230,7 @@ class Collections:
         await self._vectors.drop_collection(info.milvus_name)
         async with self._sessions() as session, session.begin():
             await session.execute(delete(RecordRow).where(col(RecordRow.collection) == name))
+            await postings.drop(session, name)
             await session.execute(delete(CollectionRow).where(col(CollectionRow.name) == name))
             await bump_version(session)
         self.local_changes += 1

@@ -32,6 +32,7 @@ import numpy as np
 
 from store.errors import InvalidInput
 from store.filters import Filter, quote, to_milvus
+from store.fusion import HitScores
 from store.index import FILTERED_EF, VectorHit, VectorIndex
 from store.paging import Keyset, continue_after, search_after
 from store.records import CollectionInfo, Consistency, IndexType, Metric
@@ -66,6 +67,8 @@ class ScoredHit:
     id: str
     score: float
     distance: float
+    # Each side's score and rank, for keyword and hybrid searches (``store.hybrid``).
+    scores: HitScores | None = None
 
 
 @dataclass(frozen=True, slots=True)

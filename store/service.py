@@ -17,6 +17,7 @@ from store.collections import Collections
 from store.cursors import CursorSigner
 from store.errors import Unavailable
 from store.grouping import Grouper
+from store.hybrid import HybridSearcher
 from store.index import VectorIndex
 from store.instruments import Instruments
 from store.keys import ApiKeys
@@ -24,6 +25,7 @@ from store.milvus import MILVUS_THREADS, MILVUS_TIMEOUT, MilvusIndex
 from store.search import Searcher
 from store.sql import SQL_POOL_SIZE, Reader, SqlPooler, SqlSetup
 from store.sql import engines as database
+from store.sql.bm25 import KeywordSearcher
 from store.sql.candidates import Candidates
 from store.sql.listing import Lister
 from store.writes import Flusher, Reconciler, Writer
@@ -90,6 +92,9 @@ class Store:
         self.keys = ApiKeys(sessions=self.sessions)
         self.candidates = Candidates(sessions=self.sessions)
         self.searcher = Searcher(vectors=vectors, candidates=self.candidates)
+        self.hybrid = HybridSearcher(
+            vectors=self.searcher, keywords=KeywordSearcher(sessions=self.sessions)
+        )
         self.grouper = Grouper(searcher=self.searcher, sessions=self.sessions)
         self.cursors = CursorSigner(sessions=self.sessions)
         self.reconciler = Reconciler(

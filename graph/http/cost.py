@@ -19,7 +19,7 @@ exponential walk of the expanded document.
 
   with weight 1 (``Record.vector``: 50), and fan-outs: the fields under ``hits`` (and under
   ``groups``, each group counted as one hit) count ``(offset + topK) x groupBy.size`` times
-  (``topK`` in ``searchBatch``), those under a ``searchBatch`` once per vector, those under
+  (``topK`` in ``searchBatch``), those under a ``searchBatch`` once per query, those under
   ``edges`` ``first`` times. Sizes
   come from literal arguments, variables, variable defaults and the schema's defaults, each capped
   at its configured maximum (larger values are refused by the use case anyway); a value that is not
@@ -221,7 +221,11 @@ class _Walk:
             children, work = {"hits": k, "groups": k}, k
         elif root and name == "searchBatch":
             k = self.size(node, "topK", DEFAULT_TOP_K, self.caps.top_k)
-            v = self.count(node, "vectors", self.caps.search_batch)
+            v = max(
+                self.count(node, "vectors", self.caps.search_batch),
+                self.count(node, "keywords", self.caps.search_batch),
+                self.count(node, "hybrids", self.caps.search_batch),
+            )
             children, work, fanout = {"hits": k}, v * k, v
         elif root and name == "records":
             first = self.size(node, "first", DEFAULT_FIRST, self.caps.page_size)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import strawberry
 
-from store import Consistency, FieldType, IndexType, Metric
+from store import Consistency, FieldType, Fusion, IndexType, Metric
 
 strawberry.enum(Metric, description="Similarity metric of a collection.")
 strawberry.enum(IndexType, description="Milvus vector index type.")
@@ -17,5 +17,13 @@ strawberry.enum(
     Consistency,
     description="Milvus read consistency; SESSION (default) reads this server's own writes.",
 )
+strawberry.enum(
+    Fusion,
+    description=(
+        "How a hybrid search fuses its sides. RRF: reciprocal rank fusion, alpha / (60 + vector "
+        "rank) + (1 - alpha) / (60 + keyword rank). RELATIVE_SCORE: each side's scores "
+        "min-max normalised over its candidates, then alpha * vector + (1 - alpha) * keyword."
+    ),
+)
 
-__all__ = ["Consistency", "FieldType", "IndexType", "Metric"]
+__all__ = ["Consistency", "FieldType", "Fusion", "IndexType", "Metric"]

@@ -12,7 +12,7 @@ from graph.schema.filtering import Filter
 from graph.schema.inputs import CreateCollectionInput, IndexInput, RecordInput
 from graph.schema.paging import GroupByInput
 from graph.schema.scalars import ParsedVector, Vector
-from graph.schema.searching import RecordConnection, SearchParams, SearchResult
+from graph.schema.searching import HybridInput, RecordConnection, SearchParams, SearchResult
 from graph.schema.strings import ClientStrings
 from graph.schema.types import Collection, DeleteResult, Record, UpsertResult
 from resolvers import collections, ingest, records, search
@@ -80,7 +80,8 @@ class Query:
     @strawberry.field(
         description=(
             "Similarity search with exactly one of vector / nearId (that record's stored "
-            "vector; the record itself is excluded). Multi-tenant collections need tenant."
+            "vector; the record itself is excluded) / keyword (BM25 over record text) / hybrid "
+            "(keyword and vector, fused). Multi-tenant collections need tenant."
         ),
         extensions=[ClientStrings()],
     )
@@ -90,6 +91,8 @@ class Query:
         collection: str,
         vector: Vector | None = None,
         near_id: strawberry.ID | None = None,
+        keyword: str | None = None,
+        hybrid: HybridInput | None = None,
         top_k: int = DEFAULT_TOP_K,
         after: Annotated[
             str | None,
@@ -112,6 +115,8 @@ class Query:
             collection=collection,
             vectors=[_query_vector(vector)] if vector is not None else [],
             near_id=str(near_id) if near_id is not None else None,
+            keywords=[keyword] if keyword is not None else [],
+            hybrid=[hybrid.to_query()] if hybrid is not None else [],
             top_k=top_k,
             offset=offset,
             where=where.to_dict() if where else None,
@@ -129,14 +134,19 @@ class Query:
         return SearchResult.from_record(outcome)
 
     @strawberry.field(
-        description="Several query vectors in one Milvus call; one result per vector, in order.",
+        description=(
+            "Several query vectors in one Milvus call, or several keyword or hybrid queries; one "
+            "result per query, in order."
+        ),
         extensions=[ClientStrings()],
     )
     async def search_batch(
         self,
         info: Info,
         collection: str,
-        vectors: list[Vector],
+        vectors: list[Vector] | None = None,
+        keywords: list[str] | None = None,
+        hybrids: list[HybridInput] | None = None,
         top_k: int = DEFAULT_TOP_K,
         where: Filter | None = None,
         params: SearchParams | None = None,
@@ -146,7 +156,9 @@ class Query:
     ) -> list[SearchResult]:
         request = SearchRequest(
             collection=collection,
-            vectors=[_query_vector(v) for v in vectors],
+            vectors=[_query_vector(v) for v in vectors or []],
+            keywords=keywords or [],
+            hybrid=[h.to_query() for h in hybrids or []],
             top_k=top_k,
             where=where.to_dict() if where else None,
             params=params.to_record() if params else SearchParams().to_record(),

@@ -5,11 +5,14 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
-from graph.schema.enums import Consistency, IndexType
+from graph.schema.enums import Consistency, Fusion, IndexType
+from graph.schema.scalars import ParsedVector, Vector
 from graph.schema.types import Record
+from resolvers.hybrid import HybridQuery
 from resolvers.search import Explain as ExplainRecord
 from resolvers.search import Hit as HitRecord
 from resolvers.search import SearchOutcome
+from store import HitScores as HitScoresRecord
 from store import Page, encode_cursor
 from store import SearchParams as SearchParamsRecord
 
@@ -43,22 +46,80 @@ class SearchParams:
         )
 
 
+@strawberry.input(
+    description=(
+        "A hybrid search: BM25 over record text (query) fused with vector search (vector). "
+        "Filters, tenant and model apply to both sides before fusion."
+    )
+)
+class HybridInput:
+    query: str = strawberry.field(description="The keyword side's query.")
+    vector: Vector | None = strawberry.field(
+        default=None,
+        description="The vector side's query (required until this server embeds query text).",
+    )
+    alpha: float | None = strawberry.field(
+        default=0.5,
+        description="Weight of the vector side, 0..1: 1 is pure vector, 0 keyword (null: 0.5).",
+    )
+    fusion: Fusion | None = strawberry.field(
+        default=Fusion.RRF, description="How the sides are fused (null: RRF)."
+    )
+
+    def to_query(self) -> HybridQuery:
+        parsed = self.vector
+        if parsed is not None and not isinstance(parsed, ParsedVector):  # pragma: no cover
+            parsed = ParsedVector(None, "vector could not be parsed")
+        return HybridQuery(
+            query=self.query,
+            vector=parsed.array if parsed is not None else None,
+            vector_error=parsed.error if parsed is not None else None,
+            alpha=0.5 if self.alpha is None else self.alpha,
+            fusion=self.fusion or Fusion.RRF,
+        )
+
+
+@strawberry.type(
+    description=(
+        "Each side's score and rank (from 1) in a keyword or hybrid search; null where that side "
+        "did not find the hit. vector: the vector search's score; keyword: the BM25 score."
+    )
+)
+class HitScores:
+    vector: float | None
+    keyword: float | None
+    vector_rank: int | None
+    keyword_rank: int | None
+
+    @classmethod
+    def from_record(cls, s: HitScoresRecord) -> HitScores:
+        return cls(
+            vector=s.vector,
+            keyword=s.keyword,
+            vector_rank=s.vector_rank,
+            keyword_rank=s.keyword_rank,
+        )
+
+
 @strawberry.type(description="How a search ran: per-stage times and the plan used.")
 class Explain:
-    milvus_ms: float
+    milvus_ms: float = strawberry.field(description="The vector side's time (0: none ran).")
     sql_ms: float
     total_ms: float
     index_type: IndexType
     params: JSON
     consistency: Consistency
-    candidates: int = strawberry.field(description="Hits Milvus returned.")
+    candidates: int = strawberry.field(
+        description="Hits Milvus returned; keyword and hybrid searches: hits ranked here."
+    )
     returned: int = strawberry.field(description="Hits with a SQL record (the ones returned).")
     route: str = strawberry.field(
         description=(
             "index: the vector index answered. exact: a selective filter on an index that is "
             "not exact for one (Milvus Lite), so the matching rows were ranked exactly. "
             "exact-fallback: the index returned fewer hits than the collection has for the "
-            "query, so it was answered exactly."
+            "query, so it was answered exactly. keyword: BM25 in SQL (a hybrid search shows "
+            "its vector side's route)."
         )
     )
     short: bool = strawberry.field(
@@ -66,6 +127,19 @@ class Explain:
             "True when fewer hits came back than the collection has for the query and too "
             "many rows match to answer exactly: the hits may be missing some."
         )
+    )
+    keyword_ms: float | None = strawberry.field(
+        default=None, description="Keyword and hybrid searches: the keyword side's time."
+    )
+    keyword_candidates: int | None = strawberry.field(
+        default=None,
+        description=(
+            "Keyword and hybrid searches: records the caller may see with a query term "
+            "(0: none, e.g. no text indexed)."
+        ),
+    )
+    vector_candidates: int | None = strawberry.field(
+        default=None, description="Hybrid searches: the vector side's candidates."
     )
 
     @classmethod
@@ -81,6 +155,9 @@ class Explain:
             returned=e.returned,
             route=e.plan.route,
             short=e.plan.short,
+            keyword_ms=round(e.keyword.ms, 3) if e.keyword else None,
+            keyword_candidates=e.keyword.candidates if e.keyword else None,
+            vector_candidates=e.vector.candidates if e.vector else None,
         )
 
 
@@ -88,7 +165,8 @@ class Explain:
     description=(
         "A search hit. score: higher is more similar; distance: lower is more similar. "
         "COSINE: score = cosine similarity, distance = 1 - score. IP: score = inner product, "
-        "distance = -score. L2: distance = Euclidean distance, score = 1 / (1 + distance)."
+        "distance = -score. L2: distance = Euclidean distance, score = 1 / (1 + distance). "
+        "Keyword search: score = BM25, hybrid: the fused score; distance = -score."
     )
 )
 class Hit:
@@ -96,6 +174,9 @@ class Hit:
     score: float
     distance: float
     record: Record | None
+    scores: HitScores | None = strawberry.field(
+        default=None, description="Keyword and hybrid searches: each side's score and rank."
+    )
 
 
 @strawberry.type(description="The hits of one value of the groupBy field, best first.")
@@ -155,6 +236,7 @@ def _hit(h: HitRecord) -> Hit:
         score=h.score,
         distance=h.distance,
         record=Record.from_record(h.record),
+        scores=HitScores.from_record(h.scores) if h.scores else None,
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 
 from store.codec import dumps_json
-from store.sql import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from store.sql import postings, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from store.sql.migrations import migrate
 from store.sql.sessions import Gate, SqlSession
 

@@ -24,6 +24,7 @@ from store.errors import InvalidInput, Unavailable
 from store.index import VectorIndex, milvus_key
 from store.instruments import Instruments
 from store.records import CollectionInfo, RecordData, RecordError, RecordState, UpsertOutcome
+from store.sql import postings
 from store.sql.tables import RecordRow, tenant_key, utcnow
 from store.writes import rows
 from store.writes.flushing import Flusher
@@ -97,6 +98,14 @@ class Writer:
         async with self._sessions() as session, session.begin():
             revisions = await rows.upsert_pending(
                 session, collection=info.name, records=records, now=utcnow()
+            )
+            # The keyword index changes with the text, in the same transaction. Revision 1: a
+            # row this transaction inserted.
+            await postings.index_texts(
+                session,
+                info.name,
+                [(tenant_key(r.tenant), r.id, r.text) for r in records],
+                new={(t, i) for t, i, revision in revisions if revision == 1},
             )
         self._instruments.ingested(info.name, len(records))  # stored: searchable soon or now
         return revisions
@@ -185,7 +194,10 @@ class Writer:
                     .values(state=RecordState.DELETING.value, updated_at=utcnow())
                     .returning(col(RecordRow.tenant), col(RecordRow.id))
                 )
-                marked.extend((str(t), str(i)) for t, i in result.all())
+                found = [(str(t), str(i)) for t, i in result.all()]
+                # Out of the keyword index at once: nothing marked deleted is found by keyword.
+                await postings.remove(session, collection, found)
+                marked.extend(found)
         return marked
 
     async def remove_deleted(self, collection: str, keys: Sequence[RowKey]) -> None:
