@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.execution import PreExecutionError
 
 from graph.schema.errors import ErrorMapping
+from graph.schema.executor import executor_for
 from graph.schema.root import Mutation, Query
 
 log = logging.getLogger("vectorql.schema")
@@ -88,6 +89,9 @@ def build_schema(
         if max_batched_operations > 0
         else None
     )
-    return VectorqlSchema(
+    schema = VectorqlSchema(
         query=Query, mutation=Mutation, extensions=[*extensions, ErrorMapping], config=config
     )
+    # Known only once the schema is built: which fields the executor may read directly.
+    schema.execution_context_class = executor_for(schema._schema)
+    return schema
