@@ -140,6 +140,57 @@ async def test_typed_record_fields_and_deletes(api: Api, name: str) -> None:
     assert left[root]["records"]["totalCount"] == 3
 
 
+async def test_int_fields_are_64_bit(api: Api, name: str) -> None:
+    """An INT field holds any int64 (GraphQL's Int would refuse beyond 2**31): typed upserts,
+    reads and filters carry it as Long; a value outside 64 bits is refused before any write."""
+    p = await create_books(api, name)
+    root = root_field(name)
+    big = {"big": 2**40, "least": -(2**63), "most": 2**63 - 1}
+    upsert = (
+        f"mutation($r: [{p}Input!]!) {{ upsert{p}(records: $r) "
+        "{ upserted errors { message } } }"
+    )
+    records = [{"id": k, "title": k, "year": v, "vector": [0, 0, 1, 1]} for k, v in big.items()]
+    assert (await api.ok(upsert, {"r": records}))[f"upsert{p}"] == {"upserted": 3, "errors": []}
+    for key, year in big.items():
+        read = await api.ok(f'{{ {root} {{ record(id: "{key}") {{ year }} }} }}')
+        assert read[root]["record"]["year"] == year
+    typed = f"""query($w: {p}Filter, $v: Vector) {{ {root} {{
+        records(where: $w, first: 100) {{ edges {{ node {{ id year }} }} }}
+        search(vector: $v, where: $w, topK: 10, consistency: STRONG) {{ hits {{ id }} }} }} }}"""
+
+    async def ids(where: dict[str, Any]) -> list[str]:
+        data = (await api.ok(typed, {"w": where, "v": [0, 0, 1, 1]}))[root]
+        found = sorted(e["node"]["id"] for e in data["records"]["edges"])
+        assert sorted(h["id"] for h in data["search"]["hits"]) == found, where
+        return found
+
+    assert await ids({"year": {"_eq": 2**40}}) == ["big"]
+    assert await ids({"year": {"_eq": -(2**63)}}) == ["least"]
+    assert await ids({"year": {"_eq": 2**63 - 1}}) == ["most"]
+    assert await ids({"year": {"_gt": 2**31}}) == ["big", "most"]
+    assert await ids({"year": {"_lt": -(2**31)}}) == ["least"]
+    literal = await api.ok(
+        f"{{ {root} {{ records(where: {{year: {{_gte: {2**40}}}}}) {{ totalCount }} }} }}"
+    )
+    assert literal[root]["records"]["totalCount"] == 2
+    # Outside 64 bits, as a variable (upsert, filter) or a literal: refused, nothing written.
+    for value in (2**63, -(2**63) - 1):
+        wrong = await api.error(upsert, {"r": [{"id": "no", "title": "no", "year": value}]})
+        assert wrong["extensions"]["code"] == "BAD_USER_INPUT", wrong
+        assert "64 bits" in wrong["message"]
+        wrong = await api.error(typed, {"w": {"year": {"_gt": value}}, "v": [0, 0, 1, 1]})
+        assert wrong["extensions"]["code"] == "BAD_USER_INPUT", wrong
+        wrong = await api.error(
+            f"{{ {root} {{ records(where: {{year: {{_gt: {value}}}}}) {{ totalCount }} }} }}"
+        )
+        assert wrong["extensions"]["code"] == "BAD_USER_INPUT", wrong
+    wrong = await api.error(typed, {"w": {"year": {"_gt": 1.5}}, "v": [0, 0, 1, 1]})
+    assert wrong["extensions"]["code"] == "BAD_USER_INPUT", wrong
+    absent = await api.ok(f'{{ {root} {{ record(id: "no") {{ id }} }} }}')
+    assert absent[root]["record"] is None
+
+
 @pytest.mark.validation
 async def test_typed_inputs_are_checked(api: Api, name: str) -> None:
     p = await create_books(api, name)
@@ -162,7 +213,7 @@ async def test_typed_inputs_are_checked(api: Api, name: str) -> None:
     bad_value = await api.error(
         f'{{ {root} {{ records(where: {{year: {{_gt: "old"}}}}) {{ totalCount }} }} }}'
     )
-    assert "Int" in bad_value["message"]
+    assert "Long" in bad_value["message"]
     # The store's own checks still apply, per record: a bad vector with atomic: false.
     data = await api.ok(
         upsert,

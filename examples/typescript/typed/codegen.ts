@@ -21,6 +21,8 @@ const config: CodegenConfig = {
           Vector: { input: "number[] | string", output: "number[]" },
           JSON: { input: JSON_VALUE, output: JSON_VALUE },
           DateTime: { input: "string", output: "string" },
+          // INT fields are 64-bit, sent as JSON numbers: exact up to 2^53 in JavaScript.
+          Long: { input: "number", output: "number" },
           ID: { input: "string", output: "string" },
         },
         enumType: "string-literal",

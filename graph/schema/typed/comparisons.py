@@ -1,8 +1,12 @@
 """The comparison inputs of typed filters (Hasura style), one per field type, shared by every
-collection: ``IntComparison { _eq: Int _neq: Int _in: [Int!] ... _is_null: Boolean }``.
+collection: ``IntComparison { _eq: Long _neq: Long _in: [Long!] ... _is_null: Boolean }``.
 
 The operators of each type are the ones the generic ``Filter`` allows for it (its description
 lists them); the typed ones only move the check from the server to the client's compiler.
+
+Each is named after the vectorql field type it compares (``IntComparison`` for INT fields, as in
+design.md section 10), not after its GraphQL scalar: INT fields are 64-bit, so ``IntComparison``
+takes ``Long`` values (GraphQL's ``Int`` is 32-bit and would refuse a stored 2**40).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from graphql import (
     GraphQLID,
     GraphQLInputField,
     GraphQLInputObjectType,
-    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLScalarType,
@@ -30,7 +33,7 @@ ID_KEY = "ID"  # the comparison of ``id``: as STRING, without _is_null
 
 
 def comparison_inputs(
-    *, json: GraphQLScalarType, date_time: GraphQLScalarType
+    *, json: GraphQLScalarType, date_time: GraphQLScalarType, long: GraphQLScalarType
 ) -> Mapping[FieldType | str, GraphQLInputObjectType]:
     """A comparison input per field type (and ``ID_KEY``), built on the schema's own scalars."""
 
@@ -54,7 +57,7 @@ def comparison_inputs(
 
     return {
         FieldType.STRING: make("StringComparison", GraphQLString, (*ORDERED, "_like", "_is_null")),
-        FieldType.INT: make("IntComparison", GraphQLInt, (*ORDERED, "_is_null")),
+        FieldType.INT: make("IntComparison", long, (*ORDERED, "_is_null")),
         FieldType.FLOAT: make("FloatComparison", GraphQLFloat, (*ORDERED, "_is_null")),
         FieldType.DATETIME: make("DateTimeComparison", date_time, (*ORDERED, "_is_null")),
         FieldType.BOOL: make("BooleanComparison", GraphQLBoolean, ("_eq", "_neq", "_is_null")),

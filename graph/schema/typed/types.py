@@ -27,7 +27,6 @@ from graphql import (
     GraphQLFloat,
     GraphQLInputField,
     GraphQLInputObjectType,
-    GraphQLInt,
     GraphQLList,
     GraphQLNamedType,
     GraphQLNonNull,
@@ -39,6 +38,7 @@ from graphql import (
     GraphQLType,
 )
 
+from graph.schema.scalars import long_scalar
 from graph.schema.typed import names
 from graph.schema.typed.comparisons import ID_KEY, comparison_inputs
 from graph.schema.typed.filters import to_generic
@@ -66,6 +66,7 @@ class Generic:
         assert schema.mutation_type is not None
         json = _scalar(schema, "JSON")
         date_time = _scalar(schema, "DateTime")
+        long = long_scalar()  # INT fields are 64-bit; GraphQL's Int is 32
         record_input = schema.type_map["RecordInput"]
         assert isinstance(record_input, GraphQLInputObjectType)
         return cls(
@@ -78,10 +79,10 @@ class Generic:
                 mutation_fields=frozenset(schema.mutation_type.fields),
                 record_fields=names.RECORD_FIELDS | (record_input.fields.keys() - {"metadata"}),
             ),
-            comparisons=comparison_inputs(json=json, date_time=date_time),
+            comparisons=comparison_inputs(json=json, date_time=date_time, long=long),
             scalars={
                 FieldType.STRING: GraphQLString,
-                FieldType.INT: GraphQLInt,
+                FieldType.INT: long,
                 FieldType.FLOAT: GraphQLFloat,
                 FieldType.BOOL: GraphQLBoolean,
                 FieldType.DATETIME: date_time,
