@@ -2,6 +2,7 @@
 
 - ``incoming``: step 1, a batch of records as clients send them, validated.
 - ``protocol``: ``Writer``, steps 2-4 (SQL pending, Milvus upsert, SQL indexed) and deletes.
+- ``rows``: the SQL of steps 2 and 4 per dialect (arrays on PostgreSQL, executemany on SQLite).
 - ``flushing``: when Milvus is flushed after writes.
 - ``reconciler``: makes Milvus agree with SQL after failures, crashes and restarts.
 - ``lease``: the one lease implementation (the reconciler's pass, creation claims).
