@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-hybrid bench-tracing bench-api-cpu bench-capacity bench-peer bench-engine clean
+.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-hybrid bench-pages bench-tracing bench-api-cpu bench-capacity bench-peer bench-engine clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,10 @@ bench-search: $(VENV)/.installed-dev
 # ingest cost, build time and size.
 bench-hybrid: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.bench.hybrid $(ARGS)
+
+# Search pages (after cursors: pages 1, 10, 50 against offset) and group-by against plain search.
+bench-pages: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.bench.pages $(ARGS)
 
 # The default engine (the managed Milvus standalone): start times, memory, import to searchable.
 bench-engine: $(VENV)/.installed-dev

@@ -14,6 +14,12 @@ SQL join drops it). A write reaches SQL (its updated_at) a little before the ind
 written within ``SNAPSHOT_MARGIN`` before a page may have been ranked by its old vector: such
 records, once shown, are named in the cursor and not shown again. So a later page misses the
 records written after the first page (they are not in its view), and shows the rest once.
+
+Keyword and hybrid searches have no range search: page n ranks the n pages and continues after
+the cursor's score (``text_window``, ``continue_text``). BM25 scores do not depend on the page,
+so those pages are exact; a hybrid (RRF) page widens each side's pool, which can only raise a
+hit's fused score, so a hit never repeats but one that rises past the cursor is skipped.
+RELATIVE_SCORE is refused (its scores are normalised over each pool).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from store import (
     SearchParams,
     Store,
     StoredRecord,
+    continue_by_score,
     next_keyset,
     raw_value,
 )
@@ -121,6 +128,30 @@ def check_paging(
         )
 
 
+def check_text_paging(*, after: str | None, group_by: GroupBy | None, relative_score: bool) -> None:
+    """A keyword or hybrid search's paging arguments; ``relative_score``: a hybrid search fused
+    by RELATIVE_SCORE."""
+    if group_by is not None:
+        raise InvalidInput("groupBy takes a vector, nearId or text search")
+    if after is not None and relative_score:
+        raise InvalidInput(
+            "after cannot page a RELATIVE_SCORE hybrid search: its scores are normalised over "
+            "each page's candidates, so they move from page to page; use fusion: RRF"
+        )
+
+
+def text_window(top_k: int, cursor: SearchCursor | None) -> int:
+    """How many keyword or hybrid hits to rank for a page after ``cursor``: those shown so far
+    and the page (their scores come from SQL's BM25 and from ranks, not from a range search)."""
+    if cursor is None:
+        return top_k
+    return cursor.keyset.depth + len(cursor.keyset.seen) + top_k
+
+
+def continue_text(hits: list[ScoredHit], cursor: SearchCursor | None) -> list[ScoredHit]:
+    return hits if cursor is None else continue_by_score(hits, cursor.keyset)
+
+
 async def open_cursor(store: Store, after: str, query: Query) -> SearchCursor:
     return await store.cursors.decode(after, query=query.digest())
 
@@ -135,13 +166,17 @@ async def page_info(
     top_k: int,
     cursor: SearchCursor | None,
     started: float,
+    by_score: bool = False,
 ) -> PageInfo:
     """``hits``: the index's page before the join (a hit whose record is gone still moves the
     cursor on); ``shown``: the hits returned; ``started``: when the search began (epoch s). A
     full page may have a next one; a short page is the last."""
     if len(hits) < top_k or not hits:
         return PageInfo(has_next_page=False, end_cursor=None)
-    page = [(h.id, raw_value(info.metric, h.score, h.distance)) for h in hits]
+    # by_score: keyword and hybrid rankings, whose keyset is the score itself.
+    page = [
+        (h.id, h.score if by_score else raw_value(info.metric, h.score, h.distance)) for h in hits
+    ]
     keyset: Keyset = next_keyset(page, cursor.keyset if cursor else None)
     snapshot = cursor.snapshot if cursor else started
     recent = [h.id for h in shown if h.record.updated_at.timestamp() > snapshot - SNAPSHOT_MARGIN]

@@ -5,6 +5,7 @@ and list sizes) before any store call, even the collection lookup."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,9 +30,12 @@ from resolvers.paging import (
     PageInfo,
     Query,
     check_paging,
+    check_text_paging,
+    continue_text,
     in_view,
     open_cursor,
     page_info,
+    text_window,
     vector_value,
 )
 from resolvers.where import check_where_shape, parse_where
@@ -39,6 +43,7 @@ from store import (
     CollectionInfo,
     Consistency,
     Filter,
+    Fusion,
     HitScores,
     InvalidInput,
     LimitExceeded,
@@ -142,12 +147,20 @@ async def search(
     sides: list[tuple[Side | None, Side | None]] = []
     vectors: list[np.ndarray] = []
     cursor, groups = None, None
-    if (request.keywords or request.hybrid) and (request.after or request.group_by):
-        raise InvalidInput("after and groupBy take a vector or nearId search")
     if request.keywords or request.hybrid:
+        check_text_paging(
+            after=request.after,
+            group_by=request.group_by,
+            relative_score=any(q.fusion is Fusion.RELATIVE_SCORE for q in request.hybrid),
+        )
+        if request.after is not None:
+            cursor = await open_cursor(store, request.after, _bound(info, request, vectors, 0))
         milvus_start = time.perf_counter()
-        found = await _text_search(store, info, request, where, batch=batch)
-        results = [f.hits for f in found]
+        window = text_window(request.top_k, cursor)
+        found = await _text_search(
+            store, info, dataclasses.replace(request, top_k=window), where, batch=batch
+        )
+        results = [continue_text(f.hits, cursor)[: request.top_k] for f in found]
         plan = found[0].plan
         sides = [(f.vector, f.keyword) for f in found]
     else:
@@ -206,7 +219,7 @@ async def search(
             keyword=keyword_side,
         )
         pages = NO_NEXT_PAGE
-        if vectors and groups is None and not request.offset:
+        if groups is None and not request.offset:
             bound = _bound(info, request, vectors, i)
             pages = await page_info(
                 store,
@@ -217,6 +230,7 @@ async def search(
                 top_k=request.top_k,
                 cursor=cursor,
                 started=started,
+                by_score=bool(request.keywords or request.hybrid),
             )
         outcomes.append(
             SearchOutcome(
@@ -236,6 +250,12 @@ def _bound(
     """What a cursor for query ``i`` is bound to (the same for a search and a searchBatch)."""
     if request.near_id is not None:
         kind, value = "nearId", request.near_id
+    elif request.keywords:
+        kind, value = "keyword", request.keywords[i]
+    elif request.hybrid:
+        q = request.hybrid[i]
+        vector = vector_value(q.vector) if q.vector is not None else None
+        kind, value = "hybrid", json.dumps([q.query, vector, q.alpha, q.fusion.value])
     else:
         kind, value = "vector", vector_value(vectors[i])
     return Query(

@@ -47,7 +47,7 @@ from store.milvus import (
     wait_until_collections_queryable,
     wait_until_ready,
 )
-from store.paging import Keyset, next_keyset, raw_value
+from store.paging import Keyset, continue_by_score, next_keyset, raw_value
 from store.records import (
     CollectionInfo,
     CollectionSpec,
@@ -151,6 +151,7 @@ __all__ = [
     "VectorFormatError",
     "VectorqlError",
     "check_shape",
+    "continue_by_score",
     "decode_line",
     "dumps_json",
     "encode_cursor",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -72,6 +72,26 @@ def continue_after(metric: Metric, hits: Sequence[VectorHit], keyset: Keyset) ->
     seen = set(keyset.seen)
     kept = [h for h in hits if goodness(metric, h.distance) <= bound and h.id not in seen]
     return ranked(metric, kept)
+
+
+class _Scored(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+
+S = TypeVar("S", bound=_Scored)
+
+
+def continue_by_score(hits: Sequence[S], keyset: Keyset) -> list[S]:
+    """``continue_after`` for rankings by score alone (keyword and hybrid searches: the keyset's
+    value is the score), best first."""
+    bound = keyset.raw + tolerance(keyset.raw)
+    seen = set(keyset.seen)
+    kept = [h for h in hits if h.score <= bound and h.id not in seen]
+    return sorted(kept, key=lambda h: (-h.score, h.id))
 
 
 def next_keyset(page: Sequence[tuple[str, float]], previous: Keyset | None) -> Keyset:

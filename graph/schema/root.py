@@ -98,8 +98,7 @@ class Query:
             str | None,
             strawberry.argument(
                 description=(
-                    "pageInfo.endCursor of the page before: the next topK hits of the same "
-                    "search (vector, nearId or text)."
+                    "pageInfo.endCursor of the page before: the next topK hits of the same search."
                 )
             ),
         ] = None,

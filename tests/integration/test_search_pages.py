@@ -23,7 +23,7 @@ import pytest
 from store import Keyset, SearchCursor
 from tests.conftest import Api
 from tests.integration.test_exact_route import load_slice
-from tests.integration.test_search import UPSERT, b64
+from tests.integration.test_search import UPSERT, b64, exact
 
 PAGE = """
 query($c: String!, $v: Vector, $near: ID, $k: Int! = 10, $after: String, $w: Filter,
@@ -290,3 +290,83 @@ async def test_pages_go_far_past_the_offset_cap(api: Api, name: str) -> None:
     truth = ranking(vectors, q)[:11_000]
     assert len(set(ids) & set(truth)) / 11_000 >= 0.95
     assert not any(p["explain"]["short"] for p in walked)
+
+
+TEXT_PAGE = """
+query($c: String!, $kw: String, $h: HybridInput, $k: Int!, $after: String) {
+  search(collection: $c, keyword: $kw, hybrid: $h, topK: $k, after: $after) {
+    hits { id score }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+@pytest.mark.sql_only
+async def test_keyword_and_hybrid_searches_page_too(api: Api, name: str) -> None:
+    """BM25 pages (many equal scores: texts of one length) hold every match once; RRF hybrid
+    pages never repeat a hit; RELATIVE_SCORE, whose scores move with the pool, is refused."""
+    dim = 8
+    await api.ok(
+        "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { name } }",
+        {"i": {"name": name, "dimension": dim}},
+    )
+    rng = np.random.default_rng(9)
+    records = [
+        {"id": f"p{i:02d}", "vector": b64(rng.normal(size=dim)), "text": f"tool {t} number {i}"}
+        for i, t in enumerate(["git", "curl", "git git", "wget"] * 15)
+    ]
+    await api.ok(UPSERT, {"c": name, "r": records})
+    matching = {r["id"] for r in records if "git" in r["text"]}
+
+    async def walk(variables: dict[str, Any]) -> list[str]:
+        shown, after = [], None
+        for _ in range(20):
+            data = (await api.ok(TEXT_PAGE, {"c": name, "k": 7, "after": after, **variables}))[
+                "search"
+            ]
+            shown += [h["id"] for h in data["hits"]]
+            after = data["pageInfo"]["endCursor"]
+            if not data["pageInfo"]["hasNextPage"]:
+                return shown
+        raise AssertionError("the walk does not end")
+
+    by_keyword = await walk({"kw": "git"})
+    assert len(by_keyword) == len(set(by_keyword))
+    assert set(by_keyword) == matching
+    hybrid = {"query": "git", "vector": b64(rng.normal(size=dim))}
+    by_hybrid = await walk({"h": hybrid})
+    assert len(by_hybrid) == len(set(by_hybrid))
+    # Deeper pages widen each side's pool, which can only raise a hit's RRF score: a hit that
+    # rises past the cursor is skipped, never shown twice.
+    assert set(by_hybrid) <= {r["id"] for r in records}
+    assert len(set(by_hybrid) & matching) >= 0.8 * len(matching)
+    first = (await api.ok(TEXT_PAGE, {"c": name, "k": 7, "h": hybrid}))["search"]
+    relative = {**hybrid, "fusion": "RELATIVE_SCORE"}
+    error = await api.error(
+        TEXT_PAGE, {"c": name, "k": 7, "h": relative, "after": first["pageInfo"]["endCursor"]}
+    )
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "RELATIVE_SCORE" in error["message"]
+
+
+@pytest.mark.milvus_only
+@pytest.mark.parametrize("metric", ["COSINE", "L2", "IP"])
+async def test_pages_of_every_metric_equal_the_exact_ranking(
+    api: Api, name: str, metric: str
+) -> None:
+    """FLAT is exact: the pages of a walk are numpy's ranking, in order, for each metric (on a
+    Milvus server, each page a range search in that metric's terms)."""
+    dim, n = 8, 300
+    await api.ok(
+        "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { name } }",
+        {"i": {"name": name, "dimension": dim, "metric": metric, "index": {"type": "FLAT"}}},
+    )
+    vectors = np.random.default_rng(13).normal(size=(n, dim)).astype(np.float32)
+    await api.ok(
+        UPSERT, {"c": name, "r": [{"id": f"r{i}", "vector": b64(v)} for i, v in enumerate(vectors)]}
+    )
+    q = np.random.default_rng(14).normal(size=dim).astype(np.float32)
+    order, _, _ = exact(vectors, q, metric)
+    walked = await pages(api, {"c": name, "v": b64(q)}, size=40, count=10)
+    assert [h["id"] for p in walked for h in p["hits"]] == [f"r{i}" for i in order]
