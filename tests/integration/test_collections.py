@@ -35,7 +35,7 @@ def collection_input(name: str, **extra: Any) -> dict[str, Any]:
             {"name": "published", "type": "BOOL"},
             {"name": "at", "type": "DATETIME"},
             {"name": "tags", "type": "STRING_LIST"},
-            {"name": "extra", "type": "JSON"},
+            {"name": "details", "type": "JSON"},
             {"name": "notes", "type": "STRING", "filterable": False},
         ],
     }
@@ -90,7 +90,7 @@ async def test_milvus_has_the_declared_schema(api: Api, name: str) -> None:
         "published": "BOOL",
         "at": "INT64",
         "tags": "ARRAY",
-        "extra": "JSON",
+        "details": "JSON",
     }
     for field, type_name in expected.items():
         assert fields[field]["type"].name == type_name, field

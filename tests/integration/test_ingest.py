@@ -61,7 +61,7 @@ async def make_collection(api: Api, name: str, **extra: Any) -> None:
             {"name": "ok", "type": "BOOL"},
             {"name": "at", "type": "DATETIME"},
             {"name": "tags", "type": "STRING_LIST"},
-            {"name": "extra", "type": "JSON"},
+            {"name": "details", "type": "JSON"},
             {"name": "sku", "type": "STRING", "required": True},
         ],
     }
@@ -115,7 +115,7 @@ async def test_upsert_list_and_base64_then_read(api: Api, name: str) -> None:
     await make_collection(api, name)
     records = [
         good(1, metadata={"sku": "a", "at": "2024-05-01T12:00:00+02:00", "tags": ["x"],
-                          "extra": {"k": [1, 2]}, "undeclared": {"kept": True}}),
+                          "details": {"k": [1, 2]}, "undeclared": {"kept": True}}),
         good(2, vector=b64(vec(2))),
         {"vector": vec(3), "metadata": {"sku": "c"}},  # no id: generated
     ]  # fmt: skip
@@ -131,7 +131,7 @@ async def test_upsert_list_and_base64_then_read(api: Api, name: str) -> None:
         "sku": "a",
         "at": "2024-05-01T10:00:00.000000Z",
         "tags": ["x"],
-        "extra": {"k": [1, 2]},
+        "details": {"k": [1, 2]},
         "undeclared": {"kept": True},
     }
     assert got["text"] == "text 1"
@@ -388,11 +388,11 @@ async def test_reconciler_removes_milvus_entities_sql_no_longer_has(api: Api, na
 async def test_json_fields_take_any_json_value(api: Api, name: str) -> None:
     await make_collection(api, name)
     values = [{"k": 1}, [1, "a"], "text", 3.5, True]
-    batch = [good(i, metadata={"sku": f"s{i}", "extra": v}) for i, v in enumerate(values)]
+    batch = [good(i, metadata={"sku": f"s{i}", "details": v}) for i, v in enumerate(values)]
     await api.ok(UPSERT, {"c": name, "r": batch})
     for i, v in enumerate(values):
         got = (await api.ok(RECORD, {"c": name, "id": f"r{i}"}))["record"]
-        assert got["metadata"]["extra"] == v
+        assert got["metadata"]["details"] == v
     assert await milvus_ids(api, name) == {f"r{i}" for i in range(len(values))}
 
 
