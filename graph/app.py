@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from functools import partial
 
 from fastapi import FastAPI, Request
@@ -38,7 +38,7 @@ from graph.logs import configure_logging
 from graph.schema import Context, LiveSchema, ProductionErrors, TypedSchemas, build_schema
 from graph.settings import Settings
 from graph.telemetry import Telemetry, check_metrics, metrics_router, serves_metrics
-from store import Store, StoreConfig, Unavailable, local_engine
+from store import Embedder, Store, StoreConfig, Unavailable, local_engine
 
 log = logging.getLogger("vectorql.app")
 
@@ -67,6 +67,9 @@ def store_config(settings: Settings) -> StoreConfig:
         flush_threshold=settings.flush_threshold,
         flush_idle=settings.flush_idle,
         flush_idle_rows=settings.flush_idle_rows,
+        embedders=settings.embedder_specs,
+        embed_window=settings.embed_batch_window_ms / 1000,
+        embed_cache_size=settings.embed_cache_size,
     )
 
 
@@ -75,9 +78,16 @@ BACKLOG_INTERVAL = 15.0  # seconds between reads of the reconciler backlog for O
 SQL_RETRY_INTERVAL = 2.0  # seconds between attempts to reach a SQL database down at start
 
 
-def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    telemetry: Telemetry | None = None,
+    embedders: Sequence[Embedder] | None = None,
+) -> FastAPI:
     """``telemetry``: where traces and metrics go; by default built from ``settings`` and shut
-    down with the app (one passed in is the caller's to shut down)."""
+    down with the app (one passed in is the caller's to shut down). ``embedders``: models to
+    serve instead of those the settings name (tests share one loaded model; the caller's to
+    close)."""
     for check in (check_exposure, check_metrics):  # raise InsecureSettings when not allowed
         if warning := check(settings):
             log.warning(warning)
@@ -99,6 +109,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
                 connect_milvus=False,
                 require_sql=False,
                 instruments=tel.store,
+                embedders=embedders,
             )
         except BaseException:
             await asyncio.to_thread(milvus.close)
@@ -123,6 +134,9 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
             reconciler = asyncio.create_task(
                 store.reconciler.run_forever(settings.reconcile_interval), name="reconciler"
             )
+        warmup = None
+        if settings.embed_warmup:
+            warmup = asyncio.create_task(_warm(store), name="embedders")
         backlog = None
         if tel.pushes_metrics:  # the OTLP reader reads the backlog gauge on its own schedule
             backlog = asyncio.create_task(
@@ -132,7 +146,7 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
         try:
             yield
         finally:
-            for task in (sql, reconciler, backlog, schemas):
+            for task in (sql, reconciler, backlog, warmup, schemas):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -211,6 +225,15 @@ def create_app(settings: Settings, *, telemetry: Telemetry | None = None) -> Fas
     # Added last, so it is the outermost middleware: its span and latency cover all the others.
     app.add_middleware(TelemetryMiddleware, telemetry=tel, graphql_path=GRAPHQL_PATH)
     return app
+
+
+async def _warm(store: Store) -> None:
+    """Load in-process models in the background: the API answers at once, and the first
+    search by text does not pay for loading the model."""
+    try:
+        await store.embedders.warm()
+    except Unavailable as e:
+        log.warning("embedding model not loaded: %s", e)
 
 
 def app_from_environment() -> FastAPI:

@@ -13,7 +13,19 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from resolvers.limits import Limits
-from store import LOCAL, MILVUS_TIMEOUT, SQL_POOL_SIZE, SqlPooler, local_data_dir
+from store import (
+    EMBED_CACHE_SIZE,
+    EMBED_WINDOW,
+    LOCAL,
+    MILVUS_TIMEOUT,
+    SQL_POOL_SIZE,
+    EmbedderConfigError,
+    EmbedderSpec,
+    SqlPooler,
+    default_embedders,
+    local_data_dir,
+    parse_embedders,
+)
 
 ENV_PREFIX = "VECTORQL_"
 LIMITS = Limits()  # the defaults of the limits the use cases enforce
@@ -163,6 +175,27 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Seconds between reconciler passes (0 = off)."
     )
 
+    # Embedding
+    embedders: str | None = Field(
+        None,
+        description=(
+            "Embedding models, a JSON list or the path of a file holding one (README, Search by "
+            "text); unset: the packaged all-MiniLM-L6-v2 when installed; [] for none."
+        ),
+    )
+    embed_batch_window_ms: float = Field(
+        EMBED_WINDOW * 1000,
+        ge=0,
+        le=1000,
+        description="Milliseconds concurrent query texts wait to share a model call (0 = off).",
+    )
+    embed_cache_size: int = Field(
+        EMBED_CACHE_SIZE, ge=0, description="Query texts each embedder keeps in its LRU."
+    )
+    embed_warmup: bool = Field(
+        True, description="Load in-process models at start-up (in the background)."
+    )
+
     # Telemetry
     otel_exporter: Literal["none", "console", "otlp-grpc", "otlp-http"] = Field(
         "none", description="Where traces and metrics go."
@@ -177,6 +210,20 @@ class Settings(BaseSettings):
         if not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return v
+
+    @field_validator("embedders")
+    @classmethod
+    def _known_embedders(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parse_embedders(v)
+            except EmbedderConfigError as e:
+                raise ValueError(str(e)) from e
+        return v
+
+    @property
+    def embedder_specs(self) -> tuple[EmbedderSpec, ...]:
+        return default_embedders() if self.embedders is None else parse_embedders(self.embedders)
 
     @field_validator("milvus_uri")
     @classmethod

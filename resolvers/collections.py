@@ -27,7 +27,7 @@ async def create_collection(
     """``check``: the API's rule on the names a collection generates, run by the store before
     the DDL and again in the registering transaction."""
     require_ddl(principal, spec.name, action="createCollection")
-    return await store.collections.create(spec, check=check)
+    return await store.collections.create(store.embedders.resolve(spec), check=check)
 
 
 async def list_collections(store: Store, *, principal: Principal) -> list[CollectionInfo]:

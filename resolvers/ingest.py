@@ -8,7 +8,15 @@ from typing import Any
 from resolvers.access import Principal, check_collection, records_for, require, tenant_for
 from resolvers.limits import Limits
 from resolvers.where import check_where_shape, parse_where
-from store import IncomingRecord, InvalidInput, LimitExceeded, Scope, Store, UpsertOutcome
+from store import (
+    IncomingRecord,
+    InvalidInput,
+    LimitExceeded,
+    Scope,
+    Store,
+    UpsertOutcome,
+    upsert_with_text,
+)
 
 
 async def upsert_records(
@@ -28,7 +36,13 @@ async def upsert_records(
             extensions={"limit": limits.max_batch_size},
         )
     info = await store.collections.get(collection)
-    return await store.writer.upsert(info, records_for(principal, info, records), atomic=atomic)
+    return await upsert_with_text(
+        store.writer,
+        store.embedders,
+        info,
+        records_for(principal, info, records),
+        atomic=atomic,
+    )
 
 
 async def delete_records(

@@ -59,6 +59,10 @@ from store import (
     TextSearch,
 )
 
+# Query texts longer than this are refused before reaching a model (a model reads at most its
+# maxInput tokens, a few thousand characters at most; longer text is truncated there).
+QUERY_TEXT_MAX = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class QueryVector:
@@ -73,6 +77,7 @@ class SearchRequest:
     collection: str
     vectors: Sequence[QueryVector] = ()
     near_id: str | None = None
+    texts: Sequence[str] = ()  # embedded with the collection's own model
     keywords: Sequence[str] = ()  # BM25 over record text
     hybrid: Sequence[HybridQuery] = ()  # keyword + vector, fused
     top_k: int = DEFAULT_TOP_K
@@ -287,10 +292,10 @@ def _check_limits(request: SearchRequest, limits: Limits, *, batch: bool) -> Non
             extensions={"limit": limits.max_top_k},
         )
     if batch:
-        kinds = (request.vectors, request.keywords, request.hybrid)
+        kinds = (request.vectors, request.texts, request.keywords, request.hybrid)
         if sum(bool(k) for k in kinds) != 1:
             raise InvalidInput(
-                "searchBatch takes exactly one of vectors, keywords and hybrids, not empty"
+                "searchBatch takes exactly one of vectors, texts, keywords and hybrids, not empty"
             )
         queries = sum(len(k) for k in kinds)
         if queries > limits.max_search_batch:
@@ -300,16 +305,26 @@ def _check_limits(request: SearchRequest, limits: Limits, *, batch: bool) -> Non
             )
     elif (
         len(request.vectors)
+        + len(request.texts)
         + len(request.keywords)
         + len(request.hybrid)
         + (request.near_id is not None)
         != 1
     ):
-        raise InvalidInput("search takes exactly one of vector, nearId, keyword and hybrid")
+        raise InvalidInput("search takes exactly one of vector, nearId, text, keyword and hybrid")
     _check_text_queries(request, batch=batch)
 
 
 def _check_text_queries(request: SearchRequest, *, batch: bool) -> None:
+    for i, text in enumerate(request.texts):
+        where = f"texts[{i}]" if batch else "text"
+        if not text.strip():
+            raise InvalidInput(f"{where} is empty")
+        if len(text) > QUERY_TEXT_MAX:
+            raise InvalidInput(
+                f"{where} has {len(text)} characters; the limit is {QUERY_TEXT_MAX}",
+                extensions={"limit": QUERY_TEXT_MAX},
+            )
     for i, keyword in enumerate(request.keywords):
         check_keyword(keyword, f"keywords[{i}]" if batch else "keyword")
     if request.keywords:
@@ -368,6 +383,10 @@ async def _query_vectors(
         if found is None:
             raise NotFound(f"nearId {request.near_id!r}: no such record in {info.name!r}")
         return [np.frombuffer(found.vector, dtype="<f4")], request.near_id
+    if request.texts:
+        # Always the collection's own model: vectors of different models are never compared.
+        served = store.embedders.require(info)
+        return await served.embed_queries(request.texts), None
     arrays = []
     for i, v in enumerate(request.vectors):
         where = f"vectors[{i}]" if batch else "vector"

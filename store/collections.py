@@ -112,6 +112,7 @@ class Collections:
         SQLite writers are serial): two colliding names cannot both be registered."""
         caps = self._vectors.known_capabilities or await self._vectors.connect()
         spec = validate_collection(spec, supported_indexes=caps.index_types)
+        assert spec.dimension is not None  # validation refuses a collection without one
         now = utcnow()
         row = CollectionRow(
             name=spec.name,

@@ -14,12 +14,18 @@ Metrics (Prometheus names as ``/metrics`` renders them):
 - ``vectorql_ingested_records_total{collection}``: records written (stored in SQL);
 - ``vectorql_upsert_batch_size``: records per write;
 - ``vectorql_loader_batch_size{loader}``: keys per DataLoader batch;
-- ``vectorql_search_duration_seconds{collection,stage}``: stage ``milvus``, ``sql`` or ``total``.
+- ``vectorql_search_duration_seconds{collection,stage}``: stage ``milvus``, ``sql`` or ``total``;
+- ``vectorql_embedding_duration_seconds{embedder,kind}``: one model call (kind ``query`` or
+  ``record``), with a span ``embed <embedder>`` around it;
+- ``vectorql_embedding_batch_size{embedder,kind}``: texts per model call;
+- ``vectorql_embedding_cache_total{embedder,result}``: query texts found (``hit``) in the LRU or
+  sent to the model (``miss``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,6 +101,24 @@ class Instruments:
             explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
         )
 
+        self.embedding_duration = meter.create_histogram(
+            "vectorql.embedding.duration",
+            unit="s",
+            description="One embedding model call, by embedder and kind (query, record).",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+        )
+        self.embedding_batch_size = meter.create_histogram(
+            "vectorql.embedding.batch_size",
+            unit="{text}",
+            description="Texts per embedding model call.",
+            explicit_bucket_boundaries_advisory=SIZE_BUCKETS,
+        )
+        self.embedding_cache = meter.create_counter(
+            "vectorql.embedding.cache",
+            unit="{text}",
+            description="Query texts answered from the LRU (hit) or by the model (miss).",
+        )
+
     def backend_error(self, backend: str) -> None:
         self.backend_errors.add(1, {"backend": backend})
 
@@ -107,6 +131,31 @@ class Instruments:
     ) -> None:
         for stage, seconds in (("milvus", milvus_s), ("sql", sql_s), ("total", total_s)):
             self.search_duration.record(seconds, {"collection": collection, "stage": stage})
+
+    @contextlib.contextmanager
+    def embedding_call(self, embedder: str, *, kind: str, texts: int) -> Iterator[None]:
+        """A span and the duration of one model call."""
+        labels = {"embedder": embedder, "kind": kind}
+        self.embedding_batch_size.record(texts, labels)
+        start = time.perf_counter()
+        with self.tracer.start_as_current_span(
+            f"embed {embedder}",
+            attributes={
+                "vectorql.embedder": embedder,
+                "vectorql.embedding.kind": kind,
+                "vectorql.embedding.texts": texts,
+            },
+        ):
+            try:
+                yield
+            finally:
+                self.embedding_duration.record(time.perf_counter() - start, labels)
+
+    def embedding_cache_lookups(self, embedder: str, *, hits: int, misses: int) -> None:
+        if hits:
+            self.embedding_cache.add(hits, {"embedder": embedder, "result": "hit"})
+        if misses:
+            self.embedding_cache.add(misses, {"embedder": embedder, "result": "miss"})
 
     @contextlib.contextmanager
     def loader_batch(self, loader: str, keys: int) -> Iterator[None]:

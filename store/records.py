@@ -103,10 +103,11 @@ class ModelSpec:
 
 @dataclass(frozen=True, slots=True)
 class CollectionSpec:
-    """A request to create a collection, already validated by ``store.validation``."""
+    """A request to create a collection, validated by ``store.validation``. ``dimension``
+    ``None``: the model's, when ``model.name`` names an embedder (``Embedders.resolve``)."""
 
     name: str
-    dimension: int
+    dimension: int | None
     metric: Metric = Metric.COSINE
     description: str | None = None
     model: ModelSpec | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -15,6 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store.collections import Collections
 from store.cursors import CursorSigner
+from store.embedding import (
+    EMBED_CACHE_SIZE,
+    EMBED_WINDOW,
+    Embedder,
+    Embedders,
+    EmbedderSpec,
+    build_embedder,
+)
 from store.errors import Unavailable
 from store.grouping import Grouper
 from store.hybrid import HybridSearcher
@@ -50,6 +59,12 @@ class StoreConfig:
     flush_threshold: int = 10_000
     flush_idle: float = 5.0
     flush_idle_rows: int = 1_000
+    # The embedding models this store runs (none unless configured; the app's settings add the
+    # packaged model when it is installed), the micro-batching window in seconds (0: off) and
+    # the query texts each keeps in its LRU.
+    embedders: tuple[EmbedderSpec, ...] = ()
+    embed_window: float = EMBED_WINDOW
+    embed_cache_size: int = EMBED_CACHE_SIZE
 
 
 class Store:
@@ -62,6 +77,7 @@ class Store:
         engine: AsyncEngine,
         vectors: VectorIndex,
         instruments: Instruments | None = None,
+        embedders: Sequence[Embedder] | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -97,6 +113,13 @@ class Store:
         )
         self.grouper = Grouper(searcher=self.searcher, sessions=self.sessions)
         self.cursors = CursorSigner(sessions=self.sessions)
+        self.embedders = Embedders(
+            embedders if embedders is not None else [build_embedder(s) for s in config.embedders],
+            window=config.embed_window,
+            cache_size=config.embed_cache_size,
+            instruments=self.instruments,
+            owned=embedders is None,
+        )
         self.reconciler = Reconciler(
             sessions=self.sessions,
             vectors=vectors,
@@ -114,13 +137,16 @@ class Store:
         require_sql: bool = True,
         instruments: Instruments | None = None,
         vector_index: VectorIndex | None = None,
+        embedders: Sequence[Embedder] | None = None,
     ) -> Store:
         """``vector_index``: the index to use instead of a ``MilvusIndex`` at
         ``config.milvus_uri`` (tests pass a failing or slow one). ``require_sql``: raise
         ``Unavailable`` (its message one line for an operator: which database, what to do) when
         the SQL database does not answer; otherwise open anyway, and
         ``store.sql.ready`` says whether the tables exist yet (``store.sql.wait_ready`` retries).
-        ``instruments``: where spans and metrics go (default: nowhere)."""
+        ``instruments``: where spans and metrics go (default: nowhere). ``embedders``: the
+        embedding models to use instead of those ``config.embedders`` names (a test session
+        shares one loaded model between stores; they stay the caller's to close)."""
         instruments = instruments or Instruments()
         engine = database.make_engine(
             config.database_url, pool_size=config.sql_pool_size, pooler=config.sql_pooler
@@ -132,7 +158,13 @@ class Store:
             threads=config.milvus_threads,
             instruments=instruments,
         )
-        store = cls(config=config, engine=engine, vectors=vectors, instruments=instruments)
+        store = cls(
+            config=config,
+            engine=engine,
+            vectors=vectors,
+            instruments=instruments,
+            embedders=embedders,
+        )
         try:
             try:
                 await store.sql.ensure()
@@ -181,6 +213,7 @@ class Store:
                 log.warning("another process holds the reconciler lease: it rebuilds them")
 
     async def close(self) -> None:
+        await self.embedders.close()
         await self.writer.close()
         await self.vectors.close()
         self.reader.close()

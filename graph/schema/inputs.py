@@ -10,7 +10,12 @@ from graph.schema.scalars import ParsedVector, Vector
 from store import CollectionSpec, FieldSpec, IncomingRecord, IndexSpec, InvalidInput, ModelSpec
 
 
-@strawberry.input(description="The embedding model that made the vectors.")
+@strawberry.input(
+    description=(
+        "The embedding model that made the vectors. When name is one of Query.embedders, this "
+        "server embeds record text and query text with it."
+    )
+)
 class EmbeddingModelInput:
     name: str
     version: str | None = None
@@ -58,7 +63,13 @@ class IndexInput:
 @strawberry.input(description="A new collection.")
 class CreateCollectionInput:
     name: str = strawberry.field(description="[A-Za-z][A-Za-z0-9_]{0,62}")
-    dimension: int = strawberry.field(description="Vector dimension, 2..32768.")
+    dimension: int | None = strawberry.field(
+        default=None,
+        description=(
+            "Vector dimension, 2..32768. Omitted: the dimension of the embedder model.name "
+            "names (required otherwise)."
+        ),
+    )
     description: str | None = None
     metric: Metric = Metric.COSINE
     model: EmbeddingModelInput | None = None
@@ -89,7 +100,13 @@ class CreateCollectionInput:
 
 @strawberry.input(description="A record to upsert.")
 class RecordInput:
-    vector: Vector = strawberry.field(description="List of floats or base64 float32.")
+    vector: Vector | None = strawberry.field(
+        default=None,
+        description=(
+            "List of floats or base64 float32. Absent: the text is embedded with the "
+            "collection's own model."
+        ),
+    )
     id: strawberry.ID | None = strawberry.field(
         default=None, description="Absent: a UUID is generated. At most 256 characters."
     )
@@ -97,14 +114,18 @@ class RecordInput:
         default=None,
         description="Declared fields are type-checked; undeclared keys are kept (SQL only).",
     )
-    text: str | None = None
+    text: str | None = strawberry.field(
+        default=None, description="Stored with the record; embedded when vector is absent."
+    )
     tenant: str | None = strawberry.field(
         default=None, description="Required exactly when the collection is multi-tenant."
     )
 
     def to_incoming(self) -> IncomingRecord:
         parsed = self.vector
-        if not isinstance(parsed, ParsedVector):  # pragma: no cover - the scalar always parses
+        if parsed is None:
+            parsed = ParsedVector(None, None)  # embedded from text before the write
+        elif not isinstance(parsed, ParsedVector):  # pragma: no cover - the scalar always parses
             parsed = ParsedVector(None, "vector could not be parsed")
         return IncomingRecord(
             vector=parsed.array,

@@ -14,8 +14,8 @@ from graph.schema.paging import GroupByInput
 from graph.schema.scalars import ParsedVector, Vector
 from graph.schema.searching import HybridInput, RecordConnection, SearchParams, SearchResult
 from graph.schema.strings import ClientStrings
-from graph.schema.types import Collection, DeleteResult, Record, UpsertResult
-from resolvers import collections, ingest, records, search
+from graph.schema.types import Collection, DeleteResult, Embedder, Record, UpsertResult
+from resolvers import collections, embedders, ingest, records, search
 from resolvers.limits import DEFAULT_FIRST, DEFAULT_OFFSET, DEFAULT_TOP_K
 from resolvers.search import QueryVector, SearchRequest
 
@@ -27,6 +27,17 @@ class Query:
         ctx = info.context
         found = await collections.list_collections(ctx.store, principal=ctx.principal)
         return [Collection.from_record(c) for c in found]
+
+    @strawberry.field(
+        description=(
+            "The embedding models this server runs: a collection whose model.name names one "
+            "takes text in place of vectors (records and search)."
+        ),
+        extensions=[ClientStrings()],
+    )
+    async def embedders(self, info: Info) -> list[Embedder]:
+        found = embedders.list_embedders(info.context.store, principal=info.context.principal)
+        return [Embedder.from_record(e) for e in found]
 
     @strawberry.field(
         description="One collection, or null when it does not exist.", extensions=[ClientStrings()]
@@ -80,8 +91,9 @@ class Query:
     @strawberry.field(
         description=(
             "Similarity search with exactly one of vector / nearId (that record's stored "
-            "vector; the record itself is excluded) / keyword (BM25 over record text) / hybrid "
-            "(keyword and vector, fused). Multi-tenant collections need tenant."
+            "vector; the record itself is excluded) / text (embedded with the collection's own "
+            "model) / keyword (BM25 over record text) / hybrid (keyword and vector, fused). "
+            "Multi-tenant collections need tenant."
         ),
         extensions=[ClientStrings()],
     )
@@ -91,6 +103,7 @@ class Query:
         collection: str,
         vector: Vector | None = None,
         near_id: strawberry.ID | None = None,
+        text: str | None = None,
         keyword: str | None = None,
         hybrid: HybridInput | None = None,
         top_k: int = DEFAULT_TOP_K,
@@ -114,6 +127,7 @@ class Query:
             collection=collection,
             vectors=[_query_vector(vector)] if vector is not None else [],
             near_id=str(near_id) if near_id is not None else None,
+            texts=[text] if text is not None else [],
             keywords=[keyword] if keyword is not None else [],
             hybrid=[hybrid.to_query()] if hybrid is not None else [],
             top_k=top_k,
@@ -134,8 +148,8 @@ class Query:
 
     @strawberry.field(
         description=(
-            "Several query vectors in one Milvus call, or several keyword or hybrid queries; one "
-            "result per query, in order."
+            "Several query vectors, or texts (embedded with the collection's own model), in one "
+            "Milvus call, or several keyword or hybrid queries; one result per query, in order."
         ),
         extensions=[ClientStrings()],
     )
@@ -144,6 +158,7 @@ class Query:
         info: Info,
         collection: str,
         vectors: list[Vector] | None = None,
+        texts: list[str] | None = None,
         keywords: list[str] | None = None,
         hybrids: list[HybridInput] | None = None,
         top_k: int = DEFAULT_TOP_K,
@@ -156,6 +171,7 @@ class Query:
         request = SearchRequest(
             collection=collection,
             vectors=[_query_vector(v) for v in vectors or []],
+            texts=texts or [],
             keywords=keywords or [],
             hybrid=[h.to_query() for h in hybrids or []],
             top_k=top_k,

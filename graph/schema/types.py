@@ -15,6 +15,7 @@ from store import (
     FieldSpec,
     ModelSpec,
     RecordState,
+    ServedEmbedder,
     StoredRecord,
     UpsertOutcome,
     from_bytes,
@@ -26,9 +27,35 @@ class EmbeddingModel:
     name: str
     version: str | None
 
+    @strawberry.field(
+        description=(
+            "This server embeds for the collection: name is one of Query.embedders, so records "
+            "may be sent with text and no vector, and search takes text."
+        )
+    )
+    def embedded_by_server(self, info: Info) -> bool:
+        return info.context.store.embedders.find(self.name) is not None
+
     @classmethod
     def from_record(cls, model: ModelSpec) -> EmbeddingModel:
         return cls(name=model.name, version=model.version)
+
+
+@strawberry.type(description="An embedding model this server runs.")
+class Embedder:
+    name: str = strawberry.field(description="What a collection's model.name names to use it.")
+    provider: str = strawberry.field(description="sentence-transformers (in process) or openai.")
+    dimension: int
+    max_input: int | None = strawberry.field(
+        description=(
+            "Longest input the model reads, in tokens; longer text is truncated "
+            "(sentence-transformers) or refused by the endpoint (openai). Null: not configured."
+        )
+    )
+
+    @classmethod
+    def from_record(cls, e: ServedEmbedder) -> Embedder:
+        return cls(name=e.name, provider=e.provider, dimension=e.dimension, max_input=e.max_input)
 
 
 @strawberry.type(description="A declared metadata field.")

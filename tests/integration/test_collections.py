@@ -27,7 +27,7 @@ def collection_input(name: str, **extra: Any) -> dict[str, Any]:
         "name": name,
         "dimension": 8,
         "description": "test collection",
-        "model": {"name": "all-MiniLM-L6-v2", "version": "1"},
+        "model": {"name": "a-model-served-elsewhere", "version": "1"},
         "fields": [
             {"name": "category", "type": "STRING", "maxLength": 64},
             {"name": "year", "type": "INT", "required": True},
@@ -49,7 +49,7 @@ async def test_create_list_get_drop(api: Api, name: str) -> None:
     assert created["name"] == name
     assert created["metric"] == "COSINE"
     assert created["index"] == {"type": "HNSW", "params": {"M": 16, "efConstruction": 256}}
-    assert created["model"] == {"name": "all-MiniLM-L6-v2", "version": "1"}
+    assert created["model"] == {"name": "a-model-served-elsewhere", "version": "1"}
     assert created["stats"] == {"records": 0, "indexed": 0, "pending": 0}
     assert [f["name"] for f in created["fields"]][:2] == ["category", "year"]
 
