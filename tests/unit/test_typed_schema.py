@@ -95,3 +95,14 @@ def test_the_live_schema_has_typed_fields_and_reuses_types() -> None:
     assert again._schema.type_map["BooksRecord"] is first._schema.type_map["BooksRecord"]
     assert "booksRecord" not in again.collection_fields  # type: ignore[attr-defined]
     assert again.collection_fields == {"books", "films"}  # type: ignore[attr-defined]
+
+
+def test_collections_from_before_the_naming_rule_keep_only_the_generic_api() -> None:
+    typed = TypedSchemas(build_schema())
+    old = collection("older", FieldSpec("extra", FieldType.JSON))  # created before the rule
+    clash = collection("web_pages")
+    schema = typed.build([BOOKS, old, collection("webPages"), clash])
+    fields = schema._schema.query_type.fields
+    assert {"books", "webPages"} <= fields.keys()
+    assert "older" not in fields
+    assert "collection" in fields["search"].args  # the generic root field is not overwritten

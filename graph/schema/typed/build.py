@@ -10,6 +10,7 @@ DDL builds only the changed collections' types and assembles the rest.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,9 @@ from graphql import GraphQLObjectType, GraphQLSchema, validate_schema
 
 from graph.schema.typed.names import GenericNames, check_names
 from graph.schema.typed.types import CollectionTypes, Generic, collection_types
-from store import CollectionInfo
+from store import CollectionInfo, InvalidInput
+
+log = logging.getLogger(__name__)
 
 
 class TypedSchemas:
@@ -45,7 +48,7 @@ class TypedSchemas:
         cache: dict[tuple[Any, ...], CollectionTypes] = {}
         query = dict(self._parts.query.fields)
         mutation = dict(self._parts.mutation.fields)
-        for info in collections:
+        for info in typeable(collections, builtin=self._parts.names):
             key = _shape(info)
             types = self._cache.get(key) or collection_types(info, self._parts)
             cache[key] = types
@@ -73,6 +76,22 @@ class TypedSchemas:
         schema._strawberry_schema = live  # type: ignore[attr-defined]  # as Strawberry does
         self._cache = cache  # dropped and changed collections' types go
         return live
+
+
+def typeable(
+    collections: Sequence[CollectionInfo], *, builtin: GenericNames
+) -> list[CollectionInfo]:
+    """The collections that get typed fields: one created before the name rule whose names
+    collide gets none (a warning says why); the generic API serves it as before."""
+    accepted: list[CollectionInfo] = []
+    for info in collections:
+        try:
+            check_names(info, accepted, builtin=builtin)
+        except InvalidInput as e:
+            log.warning("collection %r has no typed API: %s", info.name, e)
+            continue
+        accepted.append(info)
+    return accepted
 
 
 def _shape(info: CollectionInfo) -> tuple[Any, ...]:
