@@ -131,8 +131,9 @@ async def search(
     principal: Principal,
     batch: bool = False,
 ) -> list[SearchOutcome]:
-    """Run one search (``batch=False``: exactly one vector, ``near_id``, keyword or hybrid query)
-    or a batch (vectors in one Milvus call); join every hit with SQL in one loader batch."""
+    """Run one search (``batch=False``: exactly one vector, ``near_id``, text, keyword or hybrid
+    query) or a batch (vectors or texts in one Milvus call); join every hit with SQL in one loader
+    batch."""
     start, started = time.perf_counter(), time.time()
     require(principal, Scope.READ, action="searchBatch" if batch else "search")
     check_collection(principal, request.collection)
