@@ -157,7 +157,9 @@ def test_the_cost_model_names_match_the_schema() -> None:
     assert sorted(owners["hits"]) == ["HitGroup", "SearchResult"]  # groups: see cost.py
     assert owners["groups"] == ["SearchResult"]
     assert owners["edges"] == ["RecordConnection"]
-    assert owners["vector"] == ["Record"]
+    # HitScores.vector (a Float) is charged like Record.vector: the walk is untyped, so the
+    # cost model over-counts it, never under-counts.
+    assert sorted(owners["vector"]) == ["HitScores", "Record"]
     query = schema.query_type
     assert query is not None
     assert query.fields["search"].args["topK"].default_value == DEFAULT_TOP_K
