@@ -111,6 +111,7 @@ async def index_texts(
             docs, terms = delta[tenant]
             delta[tenant] = (docs + 1, terms + length)
         if postings:
+            postings.sort()  # in key order: the inserts touch neighbouring index pages
             # The driver's own executemany: SQLAlchemy's per-row parameter processing cost
             # more than the insert itself (tens of rows per record).
             raw = await conn.connection() if isinstance(conn, AsyncSession) else conn
@@ -136,23 +137,24 @@ async def _remove_chunk(
 ) -> defaultdict[str, tuple[int, int]]:
     """Delete the postings of ``keys``; returns the change to each tenant's (docs, terms)."""
     delta: defaultdict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
-    if not keys:
-        return delta
-    where = and_(
-        POSTINGS.c.collection == collection,
-        tuple_(POSTINGS.c.tenant, POSTINGS.c.id).in_(list(keys)),
-    )
-    old = await conn.execute(
-        select(POSTINGS.c.tenant, func.max(POSTINGS.c.length))
-        .where(where)
-        .group_by(POSTINGS.c.tenant, POSTINGS.c.id)
-    )
-    found = old.all()
-    for tenant, length in found:
-        docs, terms = delta[tenant]
-        delta[tenant] = (docs - 1, terms - int(length))
-    if found:
-        await conn.execute(delete(POSTINGS).where(where))
+    by_tenant: defaultdict[str, list[str]] = defaultdict(list)
+    for tenant, id_ in keys:
+        by_tenant[tenant].append(id_)
+    # One tenant at a time, ``id IN (...)``: SQLite does not search an index for a row-value
+    # ``(tenant, id) IN (...)`` list, and scanned every posting per chunk.
+    for tenant, ids in by_tenant.items():
+        where = and_(
+            POSTINGS.c.collection == collection,
+            POSTINGS.c.tenant == tenant,
+            POSTINGS.c.id.in_(ids),
+        )
+        old = await conn.execute(
+            select(func.max(POSTINGS.c.length)).where(where).group_by(POSTINGS.c.id)
+        )
+        lengths = [int(length) for (length,) in old.all()]
+        if lengths:
+            delta[tenant] = (-len(lengths), -sum(lengths))
+            await conn.execute(delete(POSTINGS).where(where))
     return delta
 
 
@@ -210,7 +212,10 @@ async def build_missing(conn: AsyncConnection) -> list[str]:
             ).all()
             if not page:
                 break
-            await index_texts(conn, name, [(str(t), str(i), x) for t, i, x in page])
+            keys = [(str(t), str(i), x) for t, i, x in page]
+            # No statistics: the collection has no postings either (both go together), so
+            # there are no old terms to look up.
+            await index_texts(conn, name, keys, new={(t, i) for t, i, _ in keys})
             after = (str(page[-1][0]), str(page[-1][1]))
             if name not in built:
                 built.append(name)

@@ -311,3 +311,20 @@ async def test_package_names_rank_first_by_keyword_and_top_three_in_hybrid(
         hybrid_top3 += package in ids(await search(api, name, h=h, k=3))
     assert keyword_first == len(chosen)
     assert hybrid_top3 == len(chosen)
+
+
+async def test_records_of_an_earlier_version_are_indexed_at_start_up(api: Api, name: str) -> None:
+    """A database written before the keyword index: the start-up migration indexes it."""
+    from sqlalchemy import text
+
+    from store.sql.engines import create_tables
+
+    await create(api, name)
+    await load(api, name, TEXTS)
+    expected = ids(await search(api, name, kw="secure library", k=20))
+    async with api.store.engine.begin() as conn:
+        for table in ("vq_keyword_posting", "vq_keyword_stats"):
+            await conn.execute(text(f"DELETE FROM {table} WHERE collection = :c"), {"c": name})
+    assert ids(await search(api, name, kw="secure library")) == []
+    await create_tables(api.store.engine)  # what every process runs at start-up
+    assert ids(await search(api, name, kw="secure library", k=20)) == expected
