@@ -4,6 +4,7 @@ and the schema build (types, arguments copied from the generic fields, cached ty
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from graphql import parse, print_schema
@@ -106,3 +107,18 @@ def test_collections_from_before_the_naming_rule_keep_only_the_generic_api() -> 
     assert {"books", "webPages"} <= fields.keys()
     assert "older" not in fields
     assert "collection" in fields["search"].args  # the generic root field is not overwritten
+
+
+def test_typed_leaves_are_read_directly() -> None:
+    """The typed types' scalar fields go to the lean executor as the generic ones do: declared
+    fields and extra by their readers, fields shared with the generic types by theirs."""
+    live = TypedSchemas(build_schema()).build([BOOKS])
+    leaves = live.execution_context_class.leaves  # type: ignore[attr-defined]
+    for field in ("id", "title", "year", "note", "extra", "text", "createdAt"):
+        assert ("BooksRecord", field) in leaves, field
+    assert ("BooksHit", "score") in leaves
+    assert ("BooksRecord", "tags") not in leaves  # a list: graphql-core's path
+    record = SimpleNamespace(metadata={"title": "Dune", "year": 2**40, "shelf": 3})
+    assert leaves[("BooksRecord", "year")].read(record, "year") == 2**40
+    assert leaves[("BooksRecord", "extra")].read(record, "extra") == {"shelf": 3}
+    assert leaves[("BooksRecord", "note")].read(record, "note") is None

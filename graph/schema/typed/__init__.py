@@ -5,6 +5,7 @@ filters and inputs next to the generic API, rebuilt live when collections change
 - ``comparisons``, ``filters``: typed filters and their translation to the generic filter.
 - ``types``: one collection's types, delegating to the generic fields.
 - ``build``: the live schema of a set of collections (types cached per collection).
+- ``leaves``: the typed types' scalar fields, read directly by the lean executor.
 - ``live``: the schema a process serves, following the schema version in SQL.
 """
 

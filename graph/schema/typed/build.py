@@ -17,6 +17,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLObjectType, GraphQLSchema, validate_schema
 
+from graph.schema.typed.leaves import executor_with_typed_leaves
 from graph.schema.typed.names import GenericNames, check_names
 from graph.schema.typed.types import CollectionTypes, Generic, collection_types
 from store import CollectionInfo, InvalidInput
@@ -74,6 +75,9 @@ class TypedSchemas:
         # The cost model (graph.http.cost) walks into these as into the root.
         live.collection_fields = frozenset(query.keys() - self._parts.query.fields.keys())  # type: ignore[attr-defined]
         schema._strawberry_schema = live  # type: ignore[attr-defined]  # as Strawberry does
+        executor = executor_with_typed_leaves(schema, self.generic.execution_context_class)
+        if executor is not None:  # the typed leaves read directly, as the generic ones
+            live.execution_context_class = executor
         self._cache = cache  # dropped and changed collections' types go
         return live
 

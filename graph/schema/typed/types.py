@@ -42,6 +42,7 @@ from graph.schema.scalars import long_scalar
 from graph.schema.typed import names
 from graph.schema.typed.comparisons import ID_KEY, comparison_inputs
 from graph.schema.typed.filters import to_generic
+from graph.schema.typed.leaves import reader_field
 from store import CollectionInfo, FieldSpec, FieldType, InvalidInput
 
 ResolveInfo = GraphQLResolveInfo[Any]  # graphql-core's; the context is graph.schema.Context
@@ -193,13 +194,16 @@ def _record_fields(info: CollectionInfo, generic: Generic) -> dict[str, GraphQLF
     base = generic.object_type("Record").fields
     fields: dict[str, GraphQLField] = {"id": base["id"]}
     for f in info.fields:
-        fields[f.name] = GraphQLField(_field_type(f, generic), resolve=_metadata(f))
+        fields[f.name] = reader_field(_field_type(f, generic), _metadata(f), f.name)
     declared = frozenset(f.name for f in info.fields)
-    fields["extra"] = GraphQLField(
+
+    def extra(source: Any, _name: str) -> dict[str, Any]:
+        return {k: v for k, v in source.metadata.items() if k not in declared}
+
+    fields["extra"] = reader_field(
         generic.scalars[FieldType.JSON],
-        resolve=lambda source, _info: {
-            k: v for k, v in source.metadata.items() if k not in declared
-        },
+        extra,
+        "extra",
         description="Metadata keys that are not declared fields.",
     )
     fields.update({f: base[f] for f in RECORD_BUILTINS})
@@ -240,16 +244,16 @@ def _field_type(f: FieldSpec, generic: Generic) -> GraphQLScalarType | GraphQLLi
     return GraphQLList(GraphQLNonNull(scalar)) if f.type is FieldType.STRING_LIST else scalar
 
 
-def _metadata(f: FieldSpec) -> Callable[[Any, ResolveInfo], Any]:
-    name = f.name
+def _metadata(f: FieldSpec) -> Callable[[Any, str], Any]:
+    """The reader of a declared field: (record, field name) -> value."""
     if f.type is FieldType.DATETIME:
 
-        def resolve_datetime(source: Any, _info: ResolveInfo) -> Any:
+        def read_datetime(source: Any, name: str) -> Any:
             value = source.metadata.get(name)
             return datetime.fromisoformat(value) if isinstance(value, str) else value
 
-        return resolve_datetime
-    return lambda source, _info: source.metadata.get(name)
+        return read_datetime
+    return lambda source, name: source.metadata.get(name)
 
 
 def _generic_record(typed: Mapping[str, Any], declared: set[str]) -> dict[str, Any]:
