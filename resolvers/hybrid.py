@@ -4,8 +4,9 @@ and the query vectors of hybrid queries. ``resolvers.search`` joins the hits wit
 - A keyword query must have a term (letters or digits; ``store.analyzer``) and at most
   ``MAX_QUERY_TERMS`` distinct ones; a hybrid query's text too (the keyword side runs on it).
 - ``alpha`` is in [0, 1]; ``params`` apply to the vector side, so a keyword search takes none.
-- A hybrid query's vector is ``vector`` (dimension checked, like any query vector); without
-  one, ``BAD_USER_INPUT`` until the server embeds query text (the text-in issue).
+- A hybrid query's vector is ``vector`` when given (dimension checked, like any query vector),
+  else the embedding of its text with the collection's own model (``BAD_USER_INPUT`` when this
+  server has no embedder for it).
 - A collection (or tenant) whose records have no text finds nothing by keyword: the result is
   empty and ``explain.keywordCandidates`` is 0, as for a query no record matches.
 """
@@ -123,19 +124,23 @@ async def hybrid_search(
 async def _vectors(
     store: Store, info: CollectionInfo, queries: Sequence[HybridQuery], *, batch: bool
 ) -> list[np.ndarray]:
-    """Each query's vector, as the client gave it."""
-    out: list[np.ndarray] = []
+    """Each query's vector: the client's, or its text embedded with the collection's model."""
+    out: list[np.ndarray | None] = []
     for i, q in enumerate(queries):
         where = f"hybrids[{i}].vector" if batch else "hybrid.vector"
         if q.vector_error is not None:
             raise InvalidInput(f"{where}: {q.vector_error}")
-        if q.vector is None:
-            # Until this server embeds query text (the text-in issue), the client sends it.
-            raise InvalidInput(f"{where} is required: this server does not embed query text")
-        if q.vector.shape[0] != info.dimension:
+        if q.vector is not None and q.vector.shape[0] != info.dimension:
             raise InvalidInput(
                 f"{where}: dimension is {q.vector.shape[0]}, expected {info.dimension}",
                 extensions={"expected": info.dimension, "actual": int(q.vector.shape[0])},
             )
         out.append(q.vector)
-    return out
+    missing = [i for i, v in enumerate(out) if v is None]
+    if missing:
+        # Always the collection's own model: vectors of different models are never compared.
+        served = store.embedders.require(info)
+        embedded = await served.embed_queries([queries[i].query for i in missing])
+        for i, v in zip(missing, embedded, strict=True):
+            out[i] = v
+    return [v for v in out if v is not None]

@@ -48,15 +48,15 @@ class SearchParams:
 
 @strawberry.input(
     description=(
-        "A hybrid search: BM25 over record text (query) fused with vector search (vector). "
-        "Filters, tenant and model apply to both sides before fusion."
+        "A hybrid search: BM25 over record text (query) fused with vector search (vector, or "
+        "query embedded with the collection's own model). Filters, tenant and model apply to "
+        "both sides before fusion."
     )
 )
 class HybridInput:
-    query: str = strawberry.field(description="The keyword side's query.")
+    query: str = strawberry.field(description="Keyword query; also embedded when vector is absent.")
     vector: Vector | None = strawberry.field(
-        default=None,
-        description="The vector side's query (required until this server embeds query text).",
+        default=None, description="The vector side's query; absent: query embedded."
     )
     alpha: float | None = strawberry.field(
         default=0.5,
