@@ -36,20 +36,28 @@ def test_the_readme_first_session_is_the_graphiql_tabs() -> None:
     )
 
 
-def test_the_first_session_creates_upserts_searches_and_lists() -> None:
+def test_the_first_session_creates_upserts_searches_by_vector_and_text_and_lists() -> None:
     examples = first_session()
     assert [e.name for e in examples] == [
         "CreateCollection",
         "UpsertRecords",
         "Search",
+        "CreateNotes",
+        "UpsertNotes",
+        "SearchByText",
         "Collections",
     ]
-    create, upsert, search, _ = examples
+    create, upsert, search, create_notes, upsert_notes, by_text, _ = examples
     assert "model:" in create.query
     assert 'model: "toy-4d"' in search.query
-    for example in (upsert, search):
+    for example in (upsert, search, upsert_notes):
         assert example.variables is not None
         assert isinstance(json.loads(example.variables), dict)
+    # The text half: the packaged model's collection, records without vectors, a text query.
+    assert 'model: {name: "all-MiniLM-L6-v2"}' in create_notes.query
+    assert upsert_notes.variables is not None
+    assert all("vector" not in r for r in json.loads(upsert_notes.variables)["records"])
+    assert "text:" in by_text.query
 
 
 def test_readme_blocks_follow_the_conventions() -> None:

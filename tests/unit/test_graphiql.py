@@ -128,6 +128,9 @@ def test_tabs_are_the_first_session_with_their_variables() -> None:
         "CreateCollection",
         "UpsertRecords",
         "Search",
+        "CreateNotes",
+        "UpsertNotes",
+        "SearchByText",
         "Collections",
     ]
     for keys in (True, False):
