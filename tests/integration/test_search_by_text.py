@@ -102,6 +102,36 @@ async def test_a_text_only_record_is_stored_with_the_models_embedding(
     assert hits["hits"][0]["id"] == "a"
 
 
+async def test_text_longer_than_the_model_reads_is_truncated_not_refused(
+    api: Api, name: str
+) -> None:
+    """As documented (README: "reads 256 word pieces; longer text is truncated"): over-long text
+    is embedded from its first 256 word pieces, so what follows them cannot change the vector."""
+    await create(api, name)
+    long = "word " * 300  # 300 word pieces (and [CLS]/[SEP]): past the 256 the model reads
+    short = "word " * 200  # within the limit: the tail still counts
+    records = [
+        {"id": "long-cats", "text": long + "cats purring on a sofa"},
+        {"id": "long-quarks", "text": long + "quantum chromodynamics of quarks"},
+        {"id": "short-cats", "text": short + "cats purring on a sofa"},
+        {"id": "short-quarks", "text": short + "quantum chromodynamics of quarks"},
+    ]
+    result = await api.ok(UPSERT, {"c": name, "r": records})
+    assert result["upsertRecords"]["upserted"] == 4
+    vectors = {}
+    for record in records:
+        stored = (await api.ok(RECORD, {"c": name, "id": record["id"]}))["record"]
+        assert stored["text"] == record["text"]  # the record keeps its whole text
+        vectors[record["id"]] = np.asarray(stored["vector"], dtype=np.float32)
+    assert np.allclose(vectors["long-cats"], vectors["long-quarks"], atol=1e-6)
+    assert not np.allclose(vectors["short-cats"], vectors["short-quarks"], atol=1e-3)
+    # A query past the limit is truncated the same way: it finds both long records, tied.
+    query = long + "something else entirely"
+    hits = (await api.ok(SEARCH_TEXT, {"c": name, "q": query, "k": 2}))["search"]["hits"]
+    assert {h["id"] for h in hits} == {"long-cats", "long-quarks"}
+    assert hits[0]["score"] == pytest.approx(hits[1]["score"], abs=1e-5)
+
+
 @pytest.mark.validation
 async def test_a_record_with_neither_vector_nor_text_writes_nothing(api: Api, name: str) -> None:
     await create(api, name)
