@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-hybrid bench-pages bench-tracing bench-api-cpu bench-capacity bench-peer bench-engine clean
+.PHONY: run examples import reconcile test lint format pytest test-tools schema bench-ingest bench-search bench-hybrid bench-pages bench-tracing bench-api-cpu bench-capacity bench-peer bench-engine bench-embed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,10 @@ bench-pages: $(VENV)/.installed-dev
 # The default engine (the managed Milvus standalone): start times, memory, import to searchable.
 bench-engine: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.bench.engine $(ARGS)
+
+# Text in (issue 20): text-only vs vector ingest, search by text vs by vector, micro-batching on/off.
+bench-embed: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.bench.embed $(ARGS)
 
 bench-tracing: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.bench.tracing $(ARGS)
