@@ -60,7 +60,7 @@ def _operations(example: GraphQLExample) -> list[str | None]:
 
 def test_readme_has_graphql_examples() -> None:
     examples = graphql_examples(README.read_text())
-    assert len(examples) >= 8, examples  # the first session (4) and the API sections
+    assert len(examples) >= 8, examples  # the first session (7) and the API sections
     assert any(e.expect for e in examples), "no example of an error is checked"
     assert any(e.variables_text for e in examples)
 
