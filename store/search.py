@@ -34,7 +34,7 @@ from store.errors import InvalidInput
 from store.filters import Filter, quote, to_milvus
 from store.fusion import HitScores
 from store.index import FILTERED_EF, VectorHit, VectorIndex
-from store.paging import Keyset, continue_after, search_after
+from store.paging import TOPK_DEPTH, Keyset, continue_after, search_after
 from store.records import CollectionInfo, Consistency, IndexType, Metric
 from store.sql.candidates import Candidates, Matching
 
@@ -188,11 +188,13 @@ class Searcher:
         candidates: Candidates,
         exact_candidates: int = EXACT_CANDIDATES,
         fallback_rows: int = EXACT_FALLBACK,
+        topk_depth: int = TOPK_DEPTH,
     ) -> None:
         self._vectors = vectors
         self._candidates = candidates
         self._exact_candidates = exact_candidates
         self._fallback_rows = fallback_rows
+        self._topk_depth = topk_depth  # store.paging: pages this deep by a top-k, then by range
         self._broad: dict[tuple[str, str], float] = {}  # (collection, expression): until when
 
     async def search(
@@ -249,6 +251,7 @@ class Searcher:
                 params=search_params,
                 consistency=consistency,
                 range_search=caps.range_search,
+                topk_depth=self._topk_depth,
             )
             return [_scored(info.metric, page)], replace(plan, short=short)
         raw = await self._vectors.search(

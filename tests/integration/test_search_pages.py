@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from store import Keyset, SearchCursor
+from store import Keyset, SearchCursor, next_keyset, raw_value
+from store.search import Searcher
 from tests.conftest import Api
 from tests.integration.test_exact_route import load_slice
 from tests.integration.test_search import UPSERT, b64, exact
@@ -370,3 +371,17 @@ async def test_pages_of_every_metric_equal_the_exact_ranking(
     order, _, _ = exact(vectors, q, metric)
     walked = await pages(api, {"c": name, "v": b64(q)}, size=40, count=10)
     assert [h["id"] for p in walked for h in p["hits"]] == [f"r{i}" for i in order]
+    # 300 hits are within the depth a server pages by top-k: walk again with every later page
+    # a range search (on Milvus Lite, which cannot range-search that deep, top-k again).
+    by_range = Searcher(vectors=api.store.vectors, candidates=api.store.candidates, topk_depth=0)
+    info = await api.store.collections.get(name)
+    keyset: Keyset | None = None
+    shown: list[str] = []
+    while True:
+        [hits], _ = await by_range.search(info, [q], top_k=40, after=keyset)
+        shown += [h.id for h in hits]
+        if len(hits) < 40:
+            break
+        page = [(h.id, raw_value(info.metric, h.score, h.distance)) for h in hits]
+        keyset = next_keyset(page, keyset)
+    assert shown == [f"r{i}" for i in order]
