@@ -540,6 +540,16 @@ DELETE = (
     "mutation($c: String!, $i: [ID!], $t: String, $w: Filter) { deleteRecords(collection: $c, "
     "ids: $i, tenant: $t, where: $w) { deleted } }"
 )
+SEARCH_MODES = (
+    "query($c: String!, $x: String, $k: String, $h: HybridInput, $v: Vector, $a: String, "
+    "$g: GroupByInput, $t: String) { search(collection: $c, text: $x, keyword: $k, hybrid: $h, "
+    "vector: $v, after: $a, groupBy: $g, tenant: $t) { hits { id } } }"
+)
+BATCH_MODES = (
+    "query($c: String!, $xs: [String!], $ks: [String!], $hs: [HybridInput!], $t: String) { "
+    "searchBatch(collection: $c, texts: $xs, keywords: $ks, hybrids: $hs, tenant: $t) "
+    "{ hits { id } } }"
+)
 CREATE = "mutation($i: CreateCollectionInput!) { createCollection(input: $i) { name } }"
 BASE_SEARCH = {"c": "$TARGET", "v": [1, 0], "t": "t1"}
 FILTER_FIELD = {"w": {"field": "?", "eq": "x"}}
@@ -592,6 +602,31 @@ def _slots() -> list[Slot]:
             BATCH,
             {"c": "$TARGET", "t": "t1", **FILTER_LIKE},
             identifier=False,
+        ),
+        # text in, keyword and hybrid queries, cursors and group-by (issues 20, 22, 23)
+        *(
+            slot("search", path, SEARCH_MODES, {"c": "$TARGET", "t": "t1", **base}, identifier=i)
+            for path, base, i in (
+                (("x",), {"x": "q"}, False),
+                (("k",), {"k": "q"}, False),
+                (("h", "query"), {"h": {"query": "q", "vector": [1, 0]}}, False),
+                (("a",), {"v": [1, 0], "a": "q"}, True),
+                (("g", "field"), {"v": [1, 0], "g": {"field": "s"}}, True),
+            )
+        ),
+        *(
+            slot(
+                "searchBatch",
+                path,
+                BATCH_MODES,
+                {"c": "$TARGET", "t": "t1", **base},
+                identifier=False,
+            )
+            for path, base in (
+                (("xs", 0), {"xs": ["q"]}),
+                (("ks", 0), {"ks": ["q"]}),
+                (("hs", 0, "query"), {"hs": [{"query": "q", "vector": [1, 0]}]}),
+            )
         ),
         slot("createCollection", ("i", "name"), CREATE, {"i": BAD_DIMENSION}),
         slot(
@@ -690,7 +725,8 @@ def _schema_string_positions() -> set[tuple[str, str]]:
 # The slots' variable names, spelled as the schema's argument names.
 _ARGUMENTS = {
     "c": "collection", "n": "name", "i": "id", "t": "tenant", "a": "after", "m": "model",
-    "w": "where", "r": "records",
+    "w": "where", "r": "records", "x": "text", "k": "keyword", "h": "hybrid", "g": "groupBy",
+    "xs": "texts", "ks": "keywords", "hs": "hybrids",
 }  # fmt: skip
 
 
