@@ -43,7 +43,8 @@ def serve(data: Path, **settings: Any) -> Iterator[ApiServer]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    with serve(tmp_path_factory.mktemp("preauth")) as running:
+    # no model loading in the background: the memory checks below measure the request alone
+    with serve(tmp_path_factory.mktemp("preauth"), embed_warmup=False) as running:
         yield running
 
 
