@@ -288,6 +288,9 @@ class Reconciler:
                                 tuple_(col(RecordRow.tenant), col(RecordRow.id)).in_(
                                     missing[start : start + BATCH]
                                 ),
+                                # a delete may have marked the row since the snapshot: a row
+                                # turned pending again would escape its removal and come back
+                                col(RecordRow.state) == RecordState.INDEXED.value,
                             )
                         )
                         .values(state=RecordState.PENDING.value)
