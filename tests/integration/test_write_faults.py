@@ -240,3 +240,34 @@ async def test_sql_is_not_locked_while_milvus_creates_a_collection(api: Api, nam
     assert body["data"] == {"createCollection": {"name": name}}
     assert await api.store.collections.find(name) is not None
     assert await api.store.vectors.has_collection(name)
+
+
+async def test_a_delete_during_the_reconcilers_compare_stays_deleted(api: Api, name: str) -> None:
+    """The full compare lists Milvus's keys, then reads SQL's rows, and turns pending the rows SQL
+    has indexed that Milvus did not list (a fresh upsert it does not show yet, say). A delete
+    that marks such a row in between keeps its mark: turned pending, the row escaped its removal
+    and the next push brought an acknowledged delete back."""
+    await make_collection(api, name)
+    await api.ok(UPSERT, {"c": name, "r": [good(i) for i in range(3)]})
+    victim = "r0"
+
+    class LateListing(Wrapped):
+        async def all_keys(self, info: CollectionInfo) -> set[str]:
+            # Milvus does not list the victim yet; "ghost" makes the compare delete an orphan,
+            # which is the moment, after SQL's rows are read, when the delete comes in.
+            return (await self.real.all_keys(info) - {victim}) | {"ghost"}
+
+        async def delete_ids(self, milvus_name: str, keys: list[str]) -> None:
+            if keys == ["ghost"]:
+                await store.writer._mark_deleting(name, [victim], None)
+                await self.real.delete_ids(milvus_name, [victim])
+                return
+            await self.real.delete_ids(milvus_name, keys)
+
+    async with serving_with(api, LateListing(api.store.vectors)) as store:
+        await store.reconciler.run_once(full=True)
+        await store.writer.remove_deleted(name, [("", victim)])  # the delete's last step
+    assert await sql_ids(api, name) == {"r1", "r2"}
+    await api.store.reconciler.run_once(full=True)
+    assert await milvus_ids(api, name) == {"r1", "r2"}
+    assert (await api.ok(RECORD, {"c": name, "id": victim}))["record"] is None
