@@ -12,6 +12,7 @@ from functools import partial
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from strawberry.extensions import DisableIntrospection
 
@@ -53,7 +54,8 @@ def local_milvus(settings: Settings) -> Iterator[Settings]:
         yield settings
         return
     with local_engine(data_dir, bin_dir=settings.milvus_bin_dir) as engine:
-        yield settings.model_copy(update={"milvus_uri": engine.uri})
+        token = SecretStr(engine.token) if engine.token else None
+        yield settings.model_copy(update={"milvus_uri": engine.uri, "milvus_token": token})
 
 
 def store_config(settings: Settings) -> StoreConfig:

@@ -72,6 +72,8 @@ def serve(
         if resolved.workers > 1 and resolved.milvus_is_lite_file:
             _refuse_workers_on_lite(resolved.milvus_uri)
         os.environ[f"{ENV_PREFIX}MILVUS_URI"] = resolved.milvus_uri
+        if resolved.milvus_token is not None:  # the managed server's login (environ is 0400)
+            os.environ[f"{ENV_PREFIX}MILVUS_TOKEN"] = resolved.milvus_token.get_secret_value()
         uvicorn.run(
             "graph.app:app_from_environment",
             factory=True,

@@ -13,9 +13,11 @@
 One instance per directory, shared by every vectorql process on it (``serve`` and its workers,
 ``import``, ``reconcile``): each holds a shared ``flock`` on ``users.lock`` while it uses the
 server, ``start.lock`` makes starting and stopping one at a time, and ``server.json`` says which
-process group and URI it is. The last user to leave (the one that can turn its lock exclusive)
-stops the server. A user that crashes loses its lock with it; a server every user of which
-crashed keeps running, and the next claim reuses it.
+process group and URI it is. Milvus 2.3 binds its ports on every interface, so the standalone
+requires a login: ``secrets.json`` (mode 0600, made on first use) holds its root password, which
+every user connects with, and the key of its debugging endpoint. The last user to leave (the one
+that can turn its lock exclusive) stops the server. A user that crashes loses its lock with it;
+a server every user of which crashed keeps running, and the next claim reuses it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,7 +41,7 @@ from store.milvus.process import (
     stop_group,
     wait_until_ready,
 )
-from store.milvus.standalone import MilvusStandalone, StandaloneUnavailable
+from store.milvus.standalone import ROOT_USER, MilvusStandalone, StandaloneUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,9 @@ DEFAULT_DATA_DIR = Path("data")
 LITE_FILE = "milvus.db"
 STANDALONE_DIR = "milvus"
 STATE_FILE = "server.json"
+SECRETS_FILE = "secrets.json"  # 0600; the server binds every interface, so it needs a login
+ETCD_DATA = Path("data") / "etcd.data"  # exists once the server has run on the directory
+DEFAULT_ETCD_ROOT = "by-dev"
 ATTACH_SECONDS = 10.0  # how long a running server has to answer before it is replaced
 STOP_SECONDS = 15.0  # graceful stop, then SIGKILL (Milvus 2.3's SIGTERM can hang: design.md 9)
 
@@ -69,6 +75,7 @@ class LocalEngine:
     directory: Path  # the data directory
     reason: str  # one sentence for the log
     pid: int | None = None  # the standalone's process (and group) id; None for Milvus Lite
+    token: str | None = None  # user:password for the standalone; None for Milvus Lite
 
     @property
     def lite(self) -> bool:
@@ -112,7 +119,12 @@ def local_engine(
         reason = f"managed Milvus standalone {how} at {claim.uri} (data in {claim.directory})"
         log.info(reason)
         yield LocalEngine(
-            uri=claim.uri, kind="standalone", directory=data_dir, reason=reason, pid=claim.pgid
+            uri=claim.uri,
+            kind="standalone",
+            directory=data_dir,
+            reason=reason,
+            pid=claim.pgid,
+            token=claim.token,
         )
     finally:
         claim.release()
@@ -126,6 +138,40 @@ def _exclusive(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+@dataclass(frozen=True)
+class ManagedSecrets:
+    root_password: str
+    etcd_root: str  # the metadata's root in etcd; also the key of the metrics port's /expr
+
+
+def managed_secrets(directory: Path) -> ManagedSecrets:
+    """The managed server's secrets, from ``directory/secrets.json``; made (random, readable by
+    this user only) on first use, under ``start.lock``. A directory the server ran on before
+    keeps its etcd root (``by-dev``): its metadata lives there."""
+    path = directory / SECRETS_FILE
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+            return ManagedSecrets(str(saved["root_password"]), str(saved["etcd_root"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise OSError(
+                f"{path} is damaged ({e!r}): restore it, or move {directory} away to start anew"
+            ) from e
+    old = (directory / ETCD_DATA).exists()
+    made = ManagedSecrets(
+        root_password=secrets.token_urlsafe(24),
+        etcd_root=DEFAULT_ETCD_ROOT if old else f"vq-{secrets.token_hex(16)}",
+    )
+    staging = path.with_name(f".{SECRETS_FILE}.{os.getpid()}")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"root_password": made.root_password, "etcd_root": made.etcd_root}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(staging, path)  # whole or absent, never half-written
+    return made
 
 
 def _is_milvus(pid: int) -> bool:
@@ -146,11 +192,13 @@ class ManagedMilvus:
         *,
         users_fd: int,
         uri: str,
+        token: str,
         pgid: int,
         server: MilvusStandalone | None,
     ) -> None:
         self.directory = directory
         self.uri = uri
+        self.token = token
         self.pgid = pgid  # the server's process group (its pid: it leads its own session)
         self.started = server is not None  # this claim started the server
         self._server = server
@@ -165,24 +213,47 @@ class ManagedMilvus:
         try:
             with _exclusive(directory / "start.lock"):
                 fcntl.flock(users, fcntl.LOCK_SH)
-                running = cls._running(directory)
+                secret = managed_secrets(directory)
+                if secret.etcd_root == DEFAULT_ETCD_ROOT:
+                    log.warning(
+                        "the Milvus standalone in %s predates vectorql's generated secrets: its "
+                        "metrics port's /expr endpoint keeps Milvus's public default key. To "
+                        "close it, export the records, move the directory away and import them "
+                        "again",
+                        directory,
+                    )
+                token = f"{ROOT_USER}:{secret.root_password}"
+                running = cls._running(directory, token)
                 if running is not None:
                     pgid, uri = running
-                    return cls(directory, users_fd=users, uri=uri, pgid=pgid, server=None)
-                server = MilvusStandalone(directory, bin_dir=bin_dir, ready_timeout=ready_timeout)
+                    return cls(
+                        directory, users_fd=users, uri=uri, token=token, pgid=pgid, server=None
+                    )
+                server = MilvusStandalone(
+                    directory,
+                    bin_dir=bin_dir,
+                    ready_timeout=ready_timeout,
+                    root_password=secret.root_password,
+                    etcd_root=secret.etcd_root,
+                )
                 server.start()
                 assert server.pid is not None
                 state = {"pid": server.pid, "uri": server.uri, "started": time.time()}
                 (directory / STATE_FILE).write_text(json.dumps(state))
                 return cls(
-                    directory, users_fd=users, uri=server.uri, pgid=server.pid, server=server
+                    directory,
+                    users_fd=users,
+                    uri=server.uri,
+                    token=server.token,
+                    pgid=server.pid,
+                    server=server,
                 )
         except BaseException:
             os.close(users)
             raise
 
     @staticmethod
-    def _running(directory: Path) -> tuple[int, str] | None:
+    def _running(directory: Path, token: str) -> tuple[int, str] | None:
         """The (process group, URI) of a server left running here that answers; a stale one
         (hung, or whose process is gone) is stopped and forgotten."""
         try:
@@ -193,7 +264,10 @@ class ManagedMilvus:
         if process_alive(pid) and _is_milvus(pid):
             try:
                 wait_until_ready(
-                    uri, time.monotonic() + ATTACH_SECONDS, alive=lambda: process_alive(pid)
+                    uri,
+                    time.monotonic() + ATTACH_SECONDS,
+                    alive=lambda: process_alive(pid),
+                    tokens=(token,),
                 )
                 return pid, uri
             except ServerStartError as e:

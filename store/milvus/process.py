@@ -19,13 +19,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
 LOOPBACK = "127.0.0.1"
 READY_POLL_SECONDS = 0.25
+AUTH_REFUSED_SECONDS = 5.0  # a server up and refusing the credentials this long: a wrong password
 
 
 class ServerStartError(RuntimeError):
@@ -155,39 +156,67 @@ def wait_until_ready(
     deadline: float,
     alive: Callable[[], bool] | None = None,
     poll_interval: float = READY_POLL_SECONDS,
-) -> None:
-    """Poll `uri` with a pymilvus MilvusClient until `list_collections` answers.
+    tokens: Sequence[str] = ("",),
+) -> str:
+    """Poll `uri` with a pymilvus MilvusClient until `list_collections` answers; return the
+    token (of `tokens`, tried in turn) it answered to.
 
     `deadline` is a `time.monotonic()` value; `alive` is an optional callable returning False once
-    the server process has exited (then waiting stops at once).
+    the server process has exited (then waiting stops at once). A server that is up but refuses
+    every token for ``AUTH_REFUSED_SECONDS`` raises at once: waiting would not change its mind.
     """
     from pymilvus import MilvusClient
 
     last: BaseException | None = None
+    refused_since: float | None = None
     with quiet_pymilvus():
         while time.monotonic() < deadline:
             if alive is not None and not alive():
                 raise ServerStartError(
                     f"server for {uri} exited while starting (last error: {last})", exited=True
                 )
-            client: Any = None
-            try:
-                remaining = max(0.5, min(3.0, deadline - time.monotonic()))
-                client = MilvusClient(uri=uri, timeout=remaining, dedicated=True)
-                client.list_collections(timeout=remaining)
-                return
-            except Exception as exc:  # noqa: BLE001 - not up yet (pymilvus: MilvusException)
-                last = exc
-            finally:
-                if client is not None:
-                    with contextlib.suppress(Exception):
-                        client.close()
+            refused = 0
+            for token in tokens:
+                client: Any = None
+                try:
+                    remaining = max(0.5, min(3.0, deadline - time.monotonic()))
+                    client = MilvusClient(uri=uri, token=token, timeout=remaining, dedicated=True)
+                    client.list_collections(timeout=remaining)
+                    return token
+                except Exception as exc:  # noqa: BLE001 - not up yet (pymilvus: MilvusException)
+                    last = exc
+                    refused += is_auth_refusal(exc)
+                finally:
+                    if client is not None:
+                        with contextlib.suppress(Exception):
+                            client.close()
+            now = time.monotonic()
+            if refused < len(tokens):
+                refused_since = None
+            elif refused_since is None:
+                refused_since = now
+            elif now - refused_since >= AUTH_REFUSED_SECONDS:
+                raise ServerStartError(f"server for {uri} refuses the credentials: {last}")
             time.sleep(poll_interval)
     raise ServerStartError(f"server for {uri} not ready before the deadline (last error: {last})")
 
 
+def is_auth_refusal(exc: BaseException) -> bool:
+    """Whether a failed pymilvus call was refused for its credentials (the server is up): the
+    gRPC status UNAUTHENTICATED somewhere in its chain (pymilvus's own message hides it)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        code = getattr(cause, "code", None)
+        if callable(code) and getattr(code(), "name", None) == "UNAUTHENTICATED":
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def wait_until_collections_queryable(
-    uri: str, deadline: float, poll_interval: float = READY_POLL_SECONDS
+    uri: str, deadline: float, poll_interval: float = READY_POLL_SECONDS, token: str = ""
 ) -> None:
     """Wait until every collection the server is (re)loading answers a ``count(*)`` query.
 
@@ -198,7 +227,7 @@ def wait_until_collections_queryable(
     from pymilvus import MilvusClient
 
     with quiet_pymilvus():
-        client = MilvusClient(uri=uri, timeout=10, dedicated=True)
+        client = MilvusClient(uri=uri, token=token, timeout=10, dedicated=True)
         try:
             for name in client.list_collections():
                 state = client.get_load_state(name).get("state")
@@ -254,6 +283,7 @@ class MilvusProcess:
         self.start_seconds: float | None = None  # last start(): spawn -> everything queryable
         self.ready_seconds: float | None = None  # last start(): spawn -> API answers
         self.starts = 0
+        self.token = ""  # what clients pass (user:password) once it runs; "" without auth
         self._proc: subprocess.Popen[bytes] | None = None
         self._ports_file = self.base_dir / "ports.json"
         self._port_was_chosen = port is not None
@@ -273,6 +303,13 @@ class MilvusProcess:
 
     def environment(self) -> dict[str, str]:
         return {**os.environ, **self.extra_env}
+
+    def ready_tokens(self) -> tuple[str, ...]:
+        """The credentials to try while waiting for the server to answer."""
+        return (self.token,)
+
+    def after_ready(self) -> None:
+        """Run once the server answers to ``self.token``, before its collections are awaited."""
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -357,7 +394,7 @@ class MilvusProcess:
         """A new pymilvus ``MilvusClient`` on this server."""
         from pymilvus import MilvusClient
 
-        return MilvusClient(uri=self.uri, **kwargs)
+        return MilvusClient(uri=self.uri, **{"token": self.token, **kwargs})
 
     def __enter__(self) -> Self:
         if not self.running:
@@ -415,10 +452,13 @@ class MilvusProcess:
             )
         deadline = began + self.ready_timeout
         try:
-            wait_until_ready(self.uri, deadline, alive=lambda: self.running)
+            self.token = wait_until_ready(
+                self.uri, deadline, alive=lambda: self.running, tokens=self.ready_tokens()
+            )
+            self.after_ready()
             self.ready_seconds = time.monotonic() - began
             if wait_for_collections:
-                wait_until_collections_queryable(self.uri, deadline)
+                wait_until_collections_queryable(self.uri, deadline, token=self.token)
         except ServerStartError as exc:
             code = self._proc.poll() if self._proc else None
             self.kill()

@@ -7,16 +7,18 @@ package's own launcher) so that its process group can be stopped or killed as a 
 
 from __future__ import annotations
 
+import logging
 import lzma
 import os
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from store.milvus.process import MilvusProcess
+from store.milvus.process import MilvusProcess, ServerStartError, wait_until_ready
 
 # Milvus 2.3 components whose advertised address must be loopback (design.md section 9); without
 # it they register the first non-loopback address of the machine.
@@ -33,6 +35,12 @@ STANDALONE_COMPONENTS = (
 # Extra ports that are not in the milvus package's template: embedded etcd's peer listener and the
 # metrics/healthz HTTP port (METRICS_PORT). The client port of embedded etcd is `etcd_port`.
 _EXTRA_STANDALONE_PORTS = ("etcd_peer_port", "metrics_port")
+
+
+ROOT_USER = "root"
+DEFAULT_ROOT_PASSWORD = "Milvus"  # what Milvus 2.3 creates root with; 2.3 cannot configure it
+
+log = logging.getLogger(__name__)
 
 
 class StandaloneUnavailable(RuntimeError):
@@ -97,7 +105,9 @@ class MilvusStandalone(MilvusProcess):
     All components advertise 127.0.0.1; embedded etcd (client and peer), the gRPC ports and the
     metrics/healthz port are free ports. Milvus 2.3 still *binds* its gRPC and metrics ports on
     all interfaces (hard-coded ``":port"``); only etcd is loopback-only. Data, logs and
-    configuration live under ``base_dir``.
+    configuration live under ``base_dir``. With ``root_password``, clients must authenticate
+    (``self.token``): the first start replaces Milvus's default root password with it.
+    ``etcd_root`` replaces ``by-dev`` as the metadata's root (fixed for the data's lifetime).
     """
 
     kind = "milvus-standalone"
@@ -117,8 +127,12 @@ class MilvusStandalone(MilvusProcess):
         log_level: str = "info",
         extra_config: Mapping[str, Any] | None = None,
         extra_env: Mapping[str, str] | None = None,
+        root_password: str | None = None,
+        etcd_root: str | None = None,
     ) -> None:
         self.bin_dir = milvus_binary_dir(bin_dir)  # first: StandaloneUnavailable before any file
+        self.root_password = root_password
+        self.etcd_root = etcd_root
         self.graceful_stop_seconds = graceful_stop_seconds
         self.session_ttl_seconds = session_ttl_seconds
         self.log_level = log_level
@@ -169,6 +183,13 @@ class MilvusStandalone(MilvusProcess):
         settings["common.session.ttl"] = self.session_ttl_seconds
         settings["log.level"] = self.log_level
         settings["log.stdout"] = "false"  # the log files are in logs/; panics still reach stdout
+        if self.root_password is not None:
+            cfg.set("authorization_enabled", True)
+            settings["proxy.http.enabled"] = False  # the REST API: nothing here uses it
+        if self.etcd_root is not None:
+            # Also the key of the metrics port's /expr endpoint (it evaluates code over the
+            # server's settings): the default, "by-dev", is public.
+            settings["etcd.rootPath"] = self.etcd_root
         settings.update(self.extra_config)
         for key, value in settings.items():
             cfg.set(key, value)
@@ -188,6 +209,48 @@ class MilvusStandalone(MilvusProcess):
 
     def command(self) -> list[str]:
         return [str(self.bin_dir / "milvus"), "run", "standalone"]
+
+    def ready_tokens(self) -> tuple[str, ...]:
+        if self.root_password is None:
+            return ("",)
+        # A new data directory (or one from before authentication) still has Milvus's default.
+        return (f"{ROOT_USER}:{self.root_password}", f"{ROOT_USER}:{DEFAULT_ROOT_PASSWORD}")
+
+    def after_ready(self) -> None:
+        """With authentication: replace the default root password, then drop any user created
+        while it was valid (the server binds every interface, so that window is exposed)."""
+        if self.root_password is None or self.token != f"{ROOT_USER}:{DEFAULT_ROOT_PASSWORD}":
+            return
+        new_token = f"{ROOT_USER}:{self.root_password}"
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            client = self.client(timeout=10, dedicated=True)
+            try:
+                client.update_password(ROOT_USER, DEFAULT_ROOT_PASSWORD, self.root_password)
+                break
+            except Exception as exc:  # noqa: BLE001 - pymilvus raises MilvusException and more
+                # On a restart, the update's notice to the previous run's proxy fails until that
+                # session expires (common.session.ttl); the password itself may be stored.
+                try:
+                    wait_until_ready(self.uri, time.monotonic() + 3, tokens=(new_token,))
+                    break
+                except ServerStartError:
+                    if time.monotonic() > deadline:
+                        raise ServerStartError(
+                            f"cannot set the Milvus root password: {exc}", exited=False
+                        ) from exc
+                time.sleep(1.0)
+            finally:
+                client.close()
+        self.token = new_token
+        client = self.client(timeout=10, dedicated=True)
+        try:
+            for user in client.list_users():
+                if user != ROOT_USER:
+                    log.warning("dropping Milvus user %r, created before the root password", user)
+                    client.drop_user(user)
+        finally:
+            client.close()
 
     def environment(self) -> dict[str, str]:
         env = super().environment()

@@ -94,7 +94,12 @@ async def measure_import(root: Path, data: Path, limit: int | None) -> dict[str,
     with local_engine(work / "data") as engine:
         assert engine.pid is not None, engine.reason
         store = await Store.open(
-            StoreConfig(milvus_uri=engine.uri, database_url=database_url, milvus_timeout=600)
+            StoreConfig(
+                milvus_uri=engine.uri,
+                milvus_token=engine.token,
+                database_url=database_url,
+                milvus_timeout=600,
+            )
         )
         try:
             dimension = int(np.load(data / "vectors.f16.npy", mmap_mode="r").shape[1])

@@ -83,6 +83,7 @@ async def sql_database(kind: str, directory: Path) -> AsyncIterator[str]:
 async def vectorql_import(
     *,
     milvus_uri: str,
+    milvus_token: str,
     database_url: str,
     collection: str,
     jsonl: Path,
@@ -92,7 +93,11 @@ async def vectorql_import(
 ) -> dict[str, float]:
     """``vectorql import`` of ``jsonl`` into a new collection, then the wait until it is
     searchable through its index: seconds of each and their sum (``total``)."""
-    store = await Store.open(StoreConfig(milvus_uri=milvus_uri, database_url=database_url))
+    store = await Store.open(
+        StoreConfig(
+            milvus_uri=milvus_uri, milvus_token=milvus_token or None, database_url=database_url
+        )
+    )
     try:
         info = await store.collections.create(
             CollectionSpec(
@@ -108,6 +113,7 @@ async def vectorql_import(
     env = {k: v for k, v in os.environ.items() if not k.startswith("VECTORQL_")}
     env.update(
         VECTORQL_MILVUS_URI=milvus_uri,
+        VECTORQL_MILVUS_TOKEN=milvus_token,
         VECTORQL_DATABASE_URL=database_url,
         VECTORQL_MILVUS_TIMEOUT="600",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -122,18 +128,18 @@ async def vectorql_import(
     imported = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"vectorql import failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    await asyncio.to_thread(wait_searchable, milvus_uri, info.milvus_name, rows)
+    await asyncio.to_thread(wait_searchable, milvus_uri, milvus_token, info.milvus_name, rows)
     total = time.perf_counter() - start
     return {"import": imported, "index": total - imported, "total": total}
 
 
-def wait_searchable(uri: str, mname: str, rows: int, within: float = 900.0) -> None:
+def wait_searchable(uri: str, token: str, mname: str, rows: int, within: float = 900.0) -> None:
     """Until Milvus has indexed ``rows`` rows of ``mname`` and the query node holds every
     segment with its index: Milvus 2.3 builds indexes in the background after a flush and then
     hands the indexed segments over to the query node by itself (no reload)."""
     alias = f"load-{uuid.uuid4().hex[:8]}"
-    connections.connect(alias=alias, uri=uri)
-    client = MilvusClient(uri=uri)
+    connections.connect(alias=alias, uri=uri, token=token)
+    client = MilvusClient(uri=uri, token=token)
     deadline = time.monotonic() + within
     try:
         while True:
@@ -198,6 +204,7 @@ async def run_load(args: Any, ds: Dataset, root: Path, peer: Any, milvus: Any) -
             async with sql_database(sql, root) as url:
                 seconds = await vectorql_import(
                     milvus_uri=milvus.uri,
+                    milvus_token=milvus.token,
                     database_url=url,
                     collection=f"load_{sql}_{round_}",
                     jsonl=jsonl,

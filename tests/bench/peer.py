@@ -425,9 +425,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--queries", type=int, default=200, help="held-out query records")
     p.add_argument(
         "--milvus",
-        choices=("lite", "server"),
+        choices=("lite", "server", "local"),
         default="lite",
-        help="vectorql's Milvus: a milvus-lite server or Milvus 2.3 standalone",
+        help="vectorql's Milvus: a milvus-lite server, Milvus 2.3 standalone, or (local) the "
+        "managed default engine, which the API process joins as local:DIR",
     )
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="clients")
     p.add_argument("--warmup", type=int, default=30, help="warm-up queries per measurement")
@@ -503,7 +504,10 @@ async def amain(args: argparse.Namespace) -> int:
             sqlite_path = root / "vectorql" / "vectorql.db"
             database_url = f"sqlite+aiosqlite:///{sqlite_path}"
             config = StoreConfig(
-                milvus_uri=milvus.uri, database_url=database_url, milvus_timeout=600
+                milvus_uri=milvus.uri,
+                milvus_token=milvus.token or None,
+                database_url=database_url,
+                milvus_timeout=600,
             )
             store = await Store.open(config)
             try:
@@ -537,8 +541,11 @@ async def amain(args: argparse.Namespace) -> int:
                 scans = [line.strip() for line in plan.splitlines() if "Scan" in line]
                 console.print(f"  plan {label}: {'; '.join(scans)}", highlight=False)
 
+            api_milvus = (
+                f"local:{root / 'vectorql' / 'data'}" if args.milvus == "local" else milvus.uri
+            )
             api = VectorqlApi(
-                work_dir=root / "vectorql", milvus_uri=milvus.uri, database_url=database_url
+                work_dir=root / "vectorql", milvus_uri=api_milvus, database_url=database_url
             )
             peer.start_postgraphile(free_port())
             await api.wait_ready()

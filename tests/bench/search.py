@@ -211,6 +211,7 @@ class LocalServer:
     uri: str
     pid: int
     start_seconds: float
+    token: str  # the managed server's login (user:password)
 
 
 @contextlib.contextmanager
@@ -224,7 +225,8 @@ def milvus_server(kind: str, base_dir: Path) -> Iterator[Any]:
         with local_engine(base_dir / "data") as engine:
             if engine.pid is None:
                 raise RuntimeError(f"the default engine is not the standalone: {engine.reason}")
-            yield LocalServer(engine.uri, engine.pid, time.perf_counter() - began)
+            began = time.perf_counter() - began
+            yield LocalServer(engine.uri, engine.pid, began, engine.token or "")
         return
     if kind == "lite":
         handle: Any = servers.start_milvus_lite_server(base_dir / "milvus-lite")
@@ -445,6 +447,7 @@ class RawMode(Mode):
         self,
         *,
         milvus_uri: str,
+        milvus_token: str = "",
         sqlite_path: Path,
         info: CollectionInfo,
         ds: Dataset,
@@ -455,6 +458,7 @@ class RawMode(Mode):
         # No keepalive pings on an idle channel (see ``keep_channel_busy``).
         self.client = MilvusClient(
             uri=milvus_uri,
+            token=milvus_token,
             timeout=60,
             dedicated=True,
             grpc_options={"grpc.keepalive_permit_without_calls": 0},
@@ -999,7 +1003,12 @@ async def bench_one(
         t0 = time.perf_counter()
         console.print(f"Milvus at {server.uri} (started in {server.start_seconds:.1f} s)")
         # Flushing builds a segment's HNSW index: more than the default 10 s on a busy machine.
-        config = StoreConfig(milvus_uri=server.uri, database_url=database_url, milvus_timeout=600)
+        config = StoreConfig(
+            milvus_uri=server.uri,
+            milvus_token=server.token or None,
+            database_url=database_url,
+            milvus_timeout=600,
+        )
         store = await Store.open(config)
         caps = store.vectors.capabilities
         console.print(f"connected: {caps.server} {caps.version}")
@@ -1019,6 +1028,7 @@ async def bench_one(
             keepalive = asyncio.create_task(keep_channel_busy(store))
             raw = RawMode(
                 milvus_uri=server.uri,
+                milvus_token=server.token,
                 sqlite_path=sqlite_path,
                 info=info,
                 ds=ds,

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from pymilvus import MilvusClient, MilvusException
 
-from store import rss_bytes_of_group
+from store import MilvusStandalone, local_engine, rss_bytes_of_group
+from store.milvus.process import is_auth_refusal
 from tests.integration.test_import import line, vec, write_lines
 from tests.servers import ApiServer, serve_api
 
@@ -53,6 +56,27 @@ def managed_server(data: Path) -> dict[str, Any] | None:
     return json.loads(state.read_text()) if state.exists() else None
 
 
+def list_collections(uri: str, token: str) -> list[str]:
+    client = MilvusClient(uri=uri, token=token, timeout=10)
+    try:
+        return list(client.list_collections())
+    finally:
+        client.close()
+
+
+def refused(uri: str, token: str) -> None:
+    with pytest.raises(MilvusException) as caught:
+        list_collections(uri, token)
+    assert is_auth_refusal(caught.value), caught.value
+
+
+def expr(port: int, key: str) -> tuple[int, str]:
+    """Milvus's /expr debugging endpoint on its metrics port: (status, output or message)."""
+    answer = httpx.get(f"http://127.0.0.1:{port}/expr", params={"code": "1+1", "auth": key})
+    body = answer.json()
+    return answer.status_code, str(body.get("output", body.get("msg", "")))
+
+
 def running(pid: int) -> bool:
     return rss_bytes_of_group(pid) > 0  # anything left in the server's process group
 
@@ -84,6 +108,21 @@ def test_serve_with_no_configuration_runs_the_managed_standalone_and_stops_it(
         records = [{"id": f"d{i}", "vector": vec(i), "metadata": {"n": i}} for i in range(20)]
         assert graphql(server, UPSERT, c="docs", r=records)["upsertRecords"]["upserted"] == 20
         assert nearest(server, "docs", vec(7))[0] == "d7"
+        # Milvus binds every interface: the managed one wants the root password it was given,
+        # and its /expr endpoint (code over its settings) a key of its own, both kept 0600.
+        secret = tmp_path / "data" / "milvus" / "secrets.json"
+        assert secret.stat().st_mode & 0o777 == 0o600
+        saved = json.loads(secret.read_text())
+        assert len(saved["root_password"]) >= 24
+        for token in ("", "root:Milvus", "root:wrong"):
+            refused(state["uri"], token)
+        assert len(list_collections(state["uri"], f"root:{saved['root_password']}")) == 1
+        metrics = json.loads((tmp_path / "data" / "milvus" / "ports.json").read_text())
+        assert expr(metrics["metrics_port"], "by-dev") == (
+            500,
+            "failed to execute expression, the expr auth is invalid",
+        )
+        assert expr(metrics["metrics_port"], saved["etcd_root"]) == (200, "2")
     # SIGTERM to `vectorql serve`: it stops the server it started, whole process group and all.
     assert not running(state["pid"])
     assert managed_server(tmp_path) is None
@@ -94,6 +133,30 @@ def test_serve_with_no_configuration_runs_the_managed_standalone_and_stops_it(
         assert again["uri"] == state["uri"]  # the ports it was given are kept in ./data/milvus
         assert nearest(server, "docs", vec(7))[0] == "d7"  # the data too
     assert not running(again["pid"])
+
+
+def test_a_standalone_started_without_a_password_is_locked_on_its_next_start(
+    tmp_path: Path,
+) -> None:
+    # A data directory from before authentication (or a new one, until the first start changes
+    # it) has Milvus's default root password; a user made while it was open is dropped.
+    directory = tmp_path / "data" / "milvus"
+    with MilvusStandalone(directory) as open_server:
+        client = open_server.client(timeout=10)
+        client.create_collection("kept", dimension=4)
+        client.create_user("intruder", "intruder-pw")
+        client.close()
+    with local_engine(tmp_path / "data") as engine:
+        assert engine.kind == "standalone", engine.reason
+        saved = json.loads((directory / "secrets.json").read_text())
+        assert engine.token == f"root:{saved['root_password']}"
+        assert saved["etcd_root"] == "by-dev"  # its metadata is there: kept
+        refused(engine.uri, "root:Milvus")
+        refused(engine.uri, "intruder:intruder-pw")
+        client = MilvusClient(uri=engine.uri, token=engine.token, timeout=10)
+        assert client.list_users() == ["root"]
+        assert client.list_collections() == ["kept"]
+        client.close()
 
 
 def test_import_joins_the_instance_serve_runs_and_reconcile_alone_starts_its_own(
