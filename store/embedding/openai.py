@@ -17,21 +17,21 @@ from typing import Any
 import httpx
 import numpy as np
 
-from store.embedding.spec import EmbedderSpec
+from store.embedding.spec import EmbedderSpec, FromSpec
 from store.errors import InvalidInput, Unavailable
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 REFUSED_INPUT_STATUSES = frozenset({400, 413, 422})
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(FromSpec):
     provider = "openai"
 
     def __init__(
         self, spec: EmbedderSpec, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         assert spec.url is not None, "parse_embedders requires url"
-        self._spec = spec
+        super().__init__(spec)
         url = spec.url.rstrip("/")
         self._url = url if url.endswith("/embeddings") else f"{url}/v1/embeddings"
         headers = {}
@@ -41,22 +41,6 @@ class OpenAIEmbedder:
             if key:
                 headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.AsyncClient(timeout=spec.timeout, headers=headers, transport=transport)
-
-    @property
-    def name(self) -> str:
-        return self._spec.name
-
-    @property
-    def dimension(self) -> int:
-        return self._spec.dimension
-
-    @property
-    def max_input(self) -> int | None:
-        return self._spec.max_input
-
-    @property
-    def batch_size(self) -> int:
-        return self._spec.batch_size
 
     async def load(self) -> None:
         return None  # nothing to load: the endpoint is asked on first use

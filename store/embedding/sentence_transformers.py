@@ -18,37 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from store.embedding.spec import EmbedderSpec
+from store.embedding.spec import EmbedderSpec, FromSpec
 from store.errors import Unavailable
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(FromSpec):
     """Loads ``spec.path`` (or ``spec.package``'s ``get_model_path()``) on first use, from local
     files only: nothing is downloaded at run time."""
 
     provider = "sentence-transformers"
 
     def __init__(self, spec: EmbedderSpec) -> None:
-        self._spec = spec
+        super().__init__(spec)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"embed-{spec.name}")
         self._model: Any = None
         self._load_lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return self._spec.name
-
-    @property
-    def dimension(self) -> int:
-        return self._spec.dimension
-
-    @property
-    def max_input(self) -> int | None:
-        return self._spec.max_input
-
-    @property
-    def batch_size(self) -> int:
-        return self._spec.batch_size
 
     async def load(self) -> None:
         """Load the model now (start-up warms it so the first search does not pay for it)."""

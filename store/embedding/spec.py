@@ -142,3 +142,26 @@ def _spec(index: int, entry: Any) -> EmbedderSpec:
     if spec.batch_size < 1 or spec.retries < 0 or spec.timeout <= 0 or spec.backoff < 0:
         raise EmbedderConfigError(f"{where}: batch_size >= 1, retries >= 0, timeout > 0")
     return spec
+
+
+class FromSpec:
+    """The ``Embedder`` properties that are the configured spec's, for providers to inherit."""
+
+    def __init__(self, spec: EmbedderSpec) -> None:
+        self._spec = spec
+
+    @property
+    def name(self) -> str:
+        return self._spec.name
+
+    @property
+    def dimension(self) -> int:
+        return self._spec.dimension
+
+    @property
+    def max_input(self) -> int | None:
+        return self._spec.max_input
+
+    @property
+    def batch_size(self) -> int:
+        return self._spec.batch_size

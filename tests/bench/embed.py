@@ -33,8 +33,6 @@ import importlib
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -45,7 +43,7 @@ import httpx
 import numpy as np
 
 from store.embedding.spec import DEFAULT_MODEL, DEFAULT_PACKAGE
-from tests.bench.search import DEFAULT_DATA, REPO, ApiProcess, Dataset, load_dataset
+from tests.bench.search import DEFAULT_DATA, ApiProcess, Dataset, load_dataset
 
 CREATE = """
 mutation($i: CreateCollectionInput!) { createCollection(input: $i) { name dimension } }
@@ -70,39 +68,15 @@ query($c: String!, $v: Vector!) {
 def start(work_dir: Path, window_ms: float | None) -> ApiProcess:
     """``vectorql serve`` as ``ApiProcess`` starts it, plus the batching window under test."""
     work_dir.mkdir(parents=True)
-    api = ApiProcess.__new__(ApiProcess)  # its __init__ drops every VECTORQL_* we would pass
-    from tests.servers import free_port
-
-    api.port = free_port()
-    api.url = f"http://127.0.0.1:{api.port}"
-    api.log = work_dir / "api.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VECTORQL_")}
-    env.update(
-        VECTORQL_MILVUS_URI=str(work_dir / "milvus.db"),
-        VECTORQL_DATABASE_URL=f"sqlite+aiosqlite:///{work_dir / 'vectorql.db'}",
-        VECTORQL_RECONCILE_INTERVAL="0",
-        VECTORQL_MILVUS_TIMEOUT="60",
-        VECTORQL_LOG_LEVEL="WARNING",
-        VECTORQL_AUTH="off",
-        VECTORQL_RATE_LIMIT_PER_SECOND="0",
-        VECTORQL_OTEL_EXPORTER="none",
-        PYTHONUNBUFFERED="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    )
+    settings = {}
     if window_ms is not None:
-        env["VECTORQL_EMBED_BATCH_WINDOW_MS"] = f"{window_ms:g}"
-    command = [sys.executable, "-m", "graph.cli", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(api.port)]
-    with api.log.open("ab") as out:
-        api.proc = subprocess.Popen(
-            command,
-            cwd=work_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return api
+        settings["VECTORQL_EMBED_BATCH_WINDOW_MS"] = f"{window_ms:g}"
+    return ApiProcess(
+        work_dir=work_dir,
+        milvus_uri=str(work_dir / "milvus.db"),
+        database_url=f"sqlite+aiosqlite:///{work_dir / 'vectorql.db'}",
+        settings=settings,
+    )
 
 
 def b64(v: np.ndarray) -> str:

@@ -39,7 +39,6 @@ from store import CollectionInfo, Store, StoreConfig
 from store.loaders import Loaders
 from store.records import CollectionSpec, IndexSpec, IndexType, Metric
 from store.sql import postings
-from store.writes.incoming import IncomingRecord
 from tests.bench.search import BATCH, COLLECTION, DEFAULT_DATA, FIELDS, Dataset, load_dataset
 
 COMMON = ["library", "python", "development files", "documentation", "library for python"]
@@ -66,16 +65,7 @@ async def ingest(store: Store, ds: Dataset) -> tuple[CollectionInfo, float]:
         )
     )
     start = time.perf_counter()
-    for lo in range(0, len(ds.records), BATCH):
-        batch = [
-            IncomingRecord(
-                vector=ds.base[i],
-                id=ds.records[i]["id"],
-                metadata=ds.records[i]["metadata"],
-                text=ds.records[i].get("text"),
-            )
-            for i in range(lo, min(lo + BATCH, len(ds.records)))
-        ]
+    for batch in ds.batches(BATCH):
         outcome = await store.writer.upsert(info, batch)
         if outcome.errors:
             raise RuntimeError(f"load errors: {outcome.errors[:3]}")

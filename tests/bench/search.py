@@ -46,7 +46,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -123,6 +123,19 @@ class Dataset:
     @property
     def ids(self) -> list[str]:
         return [r["id"] for r in self.records]
+
+    def batches(self, size: int) -> Iterator[list[IncomingRecord]]:
+        """The base records as the store takes them, ``size`` at a time."""
+        for lo in range(0, len(self.records), size):
+            yield [
+                IncomingRecord(
+                    vector=self.base[i],
+                    id=self.records[i]["id"],
+                    metadata=self.records[i]["metadata"],
+                    text=self.records[i].get("text"),
+                )
+                for i in range(lo, min(lo + size, len(self.records)))
+            ]
 
 
 def load_dataset(data: Path, *, limit: int | None, queries: int, seed: int) -> Dataset:
@@ -241,7 +254,15 @@ def milvus_server(kind: str, base_dir: Path) -> Iterator[Any]:
 class ApiProcess:
     """``vectorql serve`` (uvicorn) in a child process on a free loopback port."""
 
-    def __init__(self, *, work_dir: Path, milvus_uri: str, database_url: str) -> None:
+    def __init__(
+        self,
+        *,
+        work_dir: Path,
+        milvus_uri: str,
+        database_url: str,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
+        """``settings``: more VECTORQL_* variables for the server (what a benchmark varies)."""
         from tests.servers import free_port
 
         self.port = free_port()
@@ -260,6 +281,7 @@ class ApiProcess:
             PYTHONUNBUFFERED="1",
             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         )  # the API runs the same code tree as this benchmark (a worktree, say)
+        env.update(settings or {})
         command = [sys.executable, "-m", "graph.cli", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(self.port)]
         with self.log.open("ab") as out:
@@ -374,16 +396,7 @@ async def load(store: Store, ds: Dataset, *, kind: str) -> tuple[CollectionInfo,
     columns = (TextColumn("load"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
     with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("load", total=len(ds.records))
-        for lo in range(0, len(ds.records), BATCH):
-            batch = [
-                IncomingRecord(
-                    vector=ds.base[i],
-                    id=ds.records[i]["id"],
-                    metadata=ds.records[i]["metadata"],
-                    text=ds.records[i].get("text"),
-                )
-                for i in range(lo, min(lo + BATCH, len(ds.records)))
-            ]
+        for batch in ds.batches(BATCH):
             outcome = await store.writer.upsert(info, batch)
             if outcome.errors:
                 raise RuntimeError(f"load errors: {outcome.errors[:3]}")
