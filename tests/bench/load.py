@@ -9,6 +9,8 @@ the same records as the search benchmark go
   database of ``--sql`` (a new SQLite file, or a new database on the PostgreSQL of
   ``VECTORQL_TEST_POSTGRES_URL``); then the clock runs until Milvus has built the index over
   every row and its query node searches the indexed segments (``searchable``);
+- into Milvus alone, by raw pymilvus upserts of the same vectors, ids and sections in batches
+  of 1,000, one flush and the same index and wait (Milvus's own floor for what vectorql sends);
 - into pgvector by COPY from CSV text (made before the clock starts, as a user's file would be)
   and an HNSW build (``tests.bench.peer.Peer.load``).
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import statistics
 import subprocess
@@ -45,6 +48,7 @@ POSTGRES_URL = os.environ.get(
     "VECTORQL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 TARGET_RATIO = 1.5
+RAW = "Milvus alone (raw pymilvus upsert)"
 
 
 def write_jsonl(ds: Dataset, path: Path) -> None:
@@ -133,6 +137,47 @@ async def vectorql_import(
     return {"import": imported, "index": total - imported, "total": total}
 
 
+RAW_BATCH = 1_000
+
+
+def raw_milvus_load(uri: str, token: str, ds: Dataset, name: str) -> dict[str, float]:
+    """Milvus's own floor for what ``vectorql import`` asks of it: raw pymilvus upserts (vectorql
+    upserts so that a retried batch never duplicates) of the same vectors with their ids and
+    sections, one flush, the same HNSW index, the same wait until searchable."""
+    from pymilvus import DataType
+
+    client = MilvusClient(uri=uri, token=token, timeout=600)
+    try:
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(ds.base.shape[1]))
+        schema.add_field("section", DataType.VARCHAR, max_length=256)
+        index = client.prepare_index_params()
+        index.add_index("vector", index_type="HNSW", metric_type="COSINE", params=dict(HNSW))
+        client.create_collection(name, schema=schema, index_params=index)
+        start = time.perf_counter()
+        for lo in range(0, len(ds.records), RAW_BATCH):
+            hi = min(lo + RAW_BATCH, len(ds.records))
+            rows = [
+                {
+                    "id": ds.records[i]["id"],
+                    "vector": ds.base[i].tolist(),
+                    "section": str(ds.records[i]["metadata"].get("section", "")),
+                }
+                for i in range(lo, hi)
+            ]
+            client.upsert(name, rows)
+        written = time.perf_counter() - start
+        client.flush(name)
+        wait_searchable(uri, token, name, len(ds.records))
+        total = time.perf_counter() - start
+        return {"upsert": written, "index": total - written, "total": total}
+    finally:
+        with contextlib.suppress(Exception):
+            client.drop_collection(name)
+        client.close()
+
+
 def wait_searchable(uri: str, token: str, mname: str, rows: int, within: float = 900.0) -> None:
     """Until Milvus has indexed ``rows`` rows of ``mname`` and the query node holds every
     segment with its index: Milvus 2.3 builds indexes in the background after a flush and then
@@ -174,9 +219,7 @@ def load_table(results: dict[str, list[dict[str, float]]], rows: int) -> Table:
     peer = statistics.median(r["copy"] + r["index"] for r in results["pgvector"])
     for stack, runs in results.items():
         phases = [k for k in runs[0] if k != "total"]
-        totals = [r["total"] for r in runs]
-        if stack == "pgvector":
-            totals = [r["copy"] + r["index"] for r in runs]
+        totals = [r["copy"] + r["index"] if stack == "pgvector" else r["total"] for r in runs]
         table.add_row(
             stack,
             ", ".join(f"{k} {statistics.median(r[k] for r in runs):.1f}" for k in phases),
@@ -197,6 +240,7 @@ async def run_load(args: Any, ds: Dataset, root: Path, peer: Any, milvus: Any) -
     jsonl = root / "records.jsonl"
     write_jsonl(ds, jsonl)
     results: dict[str, list[dict[str, float]]] = {f"vectorql + {s}": [] for s in args.sql}
+    results[RAW] = []
     results["pgvector"] = []
     peer.start_postgres()
     for round_ in range(args.load_rounds):
@@ -214,6 +258,11 @@ async def run_load(args: Any, ds: Dataset, root: Path, peer: Any, milvus: Any) -
                 )
             results[f"vectorql + {sql}"].append(seconds)
             console.print(f"  round {round_ + 1} vectorql + {sql}: {_phases(seconds)}")
+        seconds = await asyncio.to_thread(
+            raw_milvus_load, milvus.uri, milvus.token, ds, f"load_raw_{round_}"
+        )
+        results[RAW].append(seconds)
+        console.print(f"  round {round_ + 1} {RAW}: {_phases(seconds)}")
         await peer.load(ds, ef_search=args.ef_search, settings=(), fresh=True)
         seconds = {k: peer.info[f"{k}_seconds"] for k in ("csv", "copy", "index")}
         results["pgvector"].append(seconds)
