@@ -422,7 +422,7 @@ async def wait_indexed(store: Store, info: CollectionInfo, rows: int, within: fl
         await asyncio.sleep(1)
 
     def reload() -> None:  # through a client of the benchmark's own, on the same Milvus
-        client = MilvusClient(uri=store.vectors.uri)
+        client = MilvusClient(uri=store.vectors.uri, token=store.config.milvus_token or "")
         try:
             client.release_collection(info.milvus_name)
             client.load_collection(info.milvus_name)
