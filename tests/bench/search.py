@@ -74,6 +74,7 @@ from store.records import (
     Metric,
 )
 from store.search import DEFAULT_EF, FILTERED_EF, MAX_EF
+from store.sql.tables import tenant_key
 from store.writes.incoming import IncomingRecord
 
 REPO = Path(__file__).resolve().parents[2]
@@ -523,8 +524,8 @@ class RawMode(Mode):
             self._sql()
             .execute(
                 "SELECT id, metadata, text FROM vq_record "
-                f"WHERE collection = ? AND id IN ({marks})",
-                [COLLECTION, *ids],
+                f"WHERE collection = ? AND tenant = ? AND id IN ({marks})",
+                [COLLECTION, tenant_key(None), *ids],  # the primary key's order
             )
             .fetchall()
         )
