@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from store.codec import VectorFormatError, parse_vector
 from store.errors import Unavailable
 from store.records import CollectionInfo, RecordData
+from store.sql import postings
 from store.writes.incoming import IncomingRecord, validate_records
 from store.writes.lines import (
     BadLine,
@@ -157,6 +158,7 @@ async def import_jsonl(
     )
     if summary.records_written:
         await store.writer.flush(info)
+        await postings.refresh_statistics(store.engine)
     return summary
 
 

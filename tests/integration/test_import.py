@@ -418,6 +418,32 @@ async def test_an_import_flushes_milvus_once_at_its_end(
     assert got.pending == 0
 
 
+async def test_an_import_leaves_postgresql_with_statistics_for_keyword_search(
+    tmp_path: Path,
+) -> None:
+    """Without them PostgreSQL's planner serves a keyword search from the record index, reading
+    every posting of the collection (autovacuum is off on the test server, so only the
+    import's own ANALYZE can make them)."""
+    async with fresh_postgres_database() as url:
+        b = Backends(str(tmp_path / "m.db"), url, tmp_path)
+        await create_collection(b)
+        path = write_lines(
+            tmp_path / "in.jsonl",
+            [line(id=f"r{i}", vector=vec(i), text=f"words of record {i}") for i in range(1, 31)],
+        )
+        async with open_store(b) as store:
+            summary = await import_jsonl(store, path=path, collection=NAME)
+            assert summary.records_written == 30
+            async with store.engine.connect() as conn:
+                analyzed = await conn.exec_driver_sql(
+                    "SELECT relname, reltuples FROM pg_class WHERE relname IN "
+                    "('vq_record', 'vq_keyword_posting')"
+                )
+                counts = {str(name): float(tuples) for name, tuples in analyzed.all()}
+        # reltuples is -1 until a table is first analyzed: the import's ANALYZE counted them.
+        assert counts == {"vq_record": 30.0, "vq_keyword_posting": 30.0 * 4}
+
+
 # -- the commands, in subprocesses ---------------------------------------------------------------
 
 

@@ -271,3 +271,44 @@ async def test_a_delete_during_the_reconcilers_compare_stays_deleted(api: Api, n
     await api.store.reconciler.run_once(full=True)
     assert await milvus_ids(api, name) == {"r1", "r2"}
     assert (await api.ok(RECORD, {"c": name, "id": victim}))["record"] is None
+
+
+# -- keyword search ----------------------------------------------------------------------------
+
+KEYWORD = """query($c: String!, $q: String!, $w: Filter) {
+  search(collection: $c, keyword: $q, topK: 20, where: $w) {
+    hits { id } explain { keywordCandidates } } }"""
+
+
+@pytest.mark.parametrize("hidden_limit", [1_000, 0], ids=["postings", "joined"])
+async def test_keyword_search_leaves_out_records_not_indexed(
+    milvus_uri: str,
+    own_database: str,
+    name: str,
+    hidden_limit: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Unfiltered, keyword search ranks on the postings alone and leaves out the rows it read as
+    # not searchable; past MAX_HIDDEN such rows (0 here), and with a filter, it joins records.
+    from store.sql import bm25
+
+    monkeypatch.setattr(bm25, "MAX_HIDDEN", hidden_limit)
+    settings = make_settings(milvus_uri=milvus_uri, database_url=own_database, milvus_timeout=30)
+    async with running_api(settings) as api:
+        await make_collection(api, name)
+        await api.ok(UPSERT, {"c": name, "r": [good(i) for i in range(5)]})
+        # Stored but not indexed (pending), and marked deleted but not yet removed from Milvus.
+        async with replica_without_milvus(own_database) as replica:
+            error = await replica.error(UPSERT, {"c": name, "r": [good(i) for i in range(5, 8)]})
+            assert error["extensions"]["code"] == "UNAVAILABLE"
+            error = await replica.error(DELETE, {"c": name, "ids": ["r0"]})
+            assert error["extensions"]["code"] == "UNAVAILABLE"
+        assert await sql_states(api, name) == {
+            **{f"r{i}": RecordState.INDEXED for i in range(1, 5)},
+            **{f"r{i}": RecordState.PENDING for i in range(5, 8)},
+            "r0": RecordState.DELETING,
+        }
+        for where in (None, {"field": "category", "eq": "news"}):
+            found = (await api.ok(KEYWORD, {"c": name, "q": "text", "w": where}))["search"]
+            assert {hit["id"] for hit in found["hits"]} == {"r1", "r2", "r3", "r4"}, where
+            assert found["explain"]["keywordCandidates"] == 4, where
