@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -42,7 +43,6 @@ def serve(
     """Serve the GraphQL API (GraphiQL at /graphql)."""
     import uvicorn
 
-    from graph.app import local_milvus
     from graph.logs import configure_logging
 
     settings = load_settings(host=host, port=port, workers=workers, examples=examples)
@@ -68,7 +68,7 @@ def serve(
     # A SIGTERM while the local engine starts ends the claim below cleanly (the server it was
     # starting is stopped); uvicorn installs its own handlers while it runs.
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    with local_milvus(settings) as resolved:
+    with engine(settings) as resolved:
         if resolved.workers > 1 and resolved.milvus_is_lite_file:
             _refuse_workers_on_lite(resolved.milvus_uri)
         os.environ[f"{ENV_PREFIX}MILVUS_URI"] = resolved.milvus_uri
@@ -86,6 +86,21 @@ def serve(
             access_log=False,  # replaced by the request line (graph.http.instrumentation)
             proxy_headers=True,
         )
+
+
+@contextlib.contextmanager
+def engine(settings: Settings) -> Iterator[Settings]:
+    """``graph.app.local_milvus`` for a command: a managed engine that cannot be used is one
+    line on stderr and exit code 2, not a traceback."""
+    from graph.app import local_milvus
+    from store import LocalEngineError
+
+    try:
+        with local_milvus(settings) as resolved:
+            yield resolved
+    except LocalEngineError as e:
+        typer.echo(f"vectorql: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -176,12 +191,11 @@ def import_(
     and a line without an id always gets the same id. While `vectorql serve` holds the default
     Milvus Lite file, the import goes through that server's API (as with --url).
     """
-    from graph.app import local_milvus
     from graph.cli.importing import run_import
 
     settings = load_settings()
     # Through a server's API the command needs no engine of its own.
-    with contextlib.nullcontext(settings) if url else local_milvus(settings) as resolved:
+    with contextlib.nullcontext(settings) if url else engine(settings) as resolved:
         code = run_import(
             resolved,
             path=file,
@@ -201,10 +215,9 @@ def reconcile(
     ] = False,
 ) -> None:
     """Run one reconciler pass: index pending rows, finish deletes, remove Milvus orphans."""
-    from graph.app import local_milvus
     from graph.cli.importing import run_reconcile
 
-    with local_milvus(load_settings()) as settings:
+    with engine(load_settings()) as settings:
         code = run_reconcile(settings, full=full)
     raise typer.Exit(code)
 

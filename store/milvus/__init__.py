@@ -15,7 +15,14 @@
 from store.milvus.adapter import MILVUS_THREADS, MILVUS_TIMEOUT, MilvusIndex
 from store.milvus.capabilities import detect_capabilities
 from store.milvus.lite import lite_file_in_use
-from store.milvus.local import LOCAL, LocalEngine, ManagedMilvus, local_data_dir, local_engine
+from store.milvus.local import (
+    LOCAL,
+    LocalEngine,
+    LocalEngineError,
+    ManagedMilvus,
+    local_data_dir,
+    local_engine,
+)
 from store.milvus.process import (
     MilvusProcess,
     ServerStartError,
@@ -34,6 +41,7 @@ __all__ = [
     "MILVUS_THREADS",
     "MILVUS_TIMEOUT",
     "LocalEngine",
+    "LocalEngineError",
     "ManagedMilvus",
     "MilvusIndex",
     "MilvusProcess",

@@ -8,7 +8,8 @@
 - Otherwise the managed standalone in ``DIR/milvus/`` (data, logs, configuration, the ports it
   was given, and who runs it), on free loopback ports, started if no vectorql process runs it.
 - If the ``milvus`` package is missing or the server does not start: a warning, and Milvus Lite
-  at ``DIR/milvus.db``.
+  at ``DIR/milvus.db``; but if the standalone already holds data there, ``LocalEngineError``
+  (an empty Lite engine would hide that data, and be chosen from then on).
 
 One instance per directory, shared by every vectorql process on it (``serve`` and its workers,
 ``import``, ``reconcile``): each holds a shared ``flock`` on ``users.lock`` while it uses the
@@ -30,7 +31,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -66,6 +67,10 @@ def local_data_dir(uri: str) -> Path | None:
     return None
 
 
+class LocalEngineError(RuntimeError):
+    """The managed standalone of a directory that holds its data cannot be used."""
+
+
 @dataclass(frozen=True)
 class LocalEngine:
     """The engine :func:`local_engine` chose: what to connect to, and why."""
@@ -75,7 +80,8 @@ class LocalEngine:
     directory: Path  # the data directory
     reason: str  # one sentence for the log
     pid: int | None = None  # the standalone's process (and group) id; None for Milvus Lite
-    token: str | None = None  # user:password for the standalone; None for Milvus Lite
+    # user:password for the standalone; None for Milvus Lite
+    token: str | None = field(default=None, repr=False)
 
     @property
     def lite(self) -> bool:
@@ -107,6 +113,14 @@ def local_engine(
             data_dir / STANDALONE_DIR, bin_dir=bin_dir, ready_timeout=ready_timeout
         )
     except (StandaloneUnavailable, ServerStartError, OSError) as e:
+        standalone = data_dir / STANDALONE_DIR
+        if (standalone / ETCD_DATA).exists():
+            # Its data is there: an empty Milvus Lite in its place would hide it (and, once
+            # made, be chosen from then on).
+            raise LocalEngineError(
+                f"the managed Milvus standalone in {standalone} holds data but cannot start: "
+                f"{e}. Fix the cause (its logs are in {standalone / 'logs'}) and start again"
+            ) from e
         reason = (
             f"the managed Milvus standalone cannot run here ({e}); using Milvus Lite at {lite} "
             "instead (slower searches; one process at a time)"
@@ -142,8 +156,9 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class ManagedSecrets:
-    root_password: str
-    etcd_root: str  # the metadata's root in etcd; also the key of the metrics port's /expr
+    root_password: str = field(repr=False)
+    # the metadata's root in etcd; also the key of the metrics port's /expr
+    etcd_root: str = field(repr=False)
 
 
 def managed_secrets(directory: Path) -> ManagedSecrets:
@@ -171,6 +186,11 @@ def managed_secrets(directory: Path) -> ManagedSecrets:
         f.flush()
         os.fsync(f.fileno())
     os.replace(staging, path)  # whole or absent, never half-written
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a power cut
+    finally:
+        os.close(dir_fd)
     return made
 
 
@@ -219,7 +239,8 @@ class ManagedMilvus:
                         "the Milvus standalone in %s predates vectorql's generated secrets: its "
                         "metrics port's /expr endpoint keeps Milvus's public default key. To "
                         "close it, export the records, move the directory away and import them "
-                        "again",
+                        "again. (If this directory had a secrets.json, restore it instead: its "
+                        "data is under the etcd root that file names.)",
                         directory,
                     )
                 token = f"{ROOT_USER}:{secret.root_password}"

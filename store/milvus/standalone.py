@@ -232,10 +232,15 @@ class MilvusStandalone(MilvusProcess):
                 # On a restart, the update's notice to the previous run's proxy fails until that
                 # session expires (common.session.ttl); the password itself may be stored.
                 try:
-                    wait_until_ready(self.uri, time.monotonic() + 3, tokens=(new_token,))
+                    wait_until_ready(
+                        self.uri,
+                        time.monotonic() + 3,
+                        alive=lambda: self.running,
+                        tokens=(new_token,),
+                    )
                     break
-                except ServerStartError:
-                    if time.monotonic() > deadline:
+                except ServerStartError as failed:
+                    if failed.exited or time.monotonic() > deadline:
                         raise ServerStartError(
                             f"cannot set the Milvus root password: {exc}", exited=False
                         ) from exc

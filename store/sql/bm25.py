@@ -37,9 +37,6 @@ B = 0.75
 # order the database summed in.
 TIE_MARGIN = 16
 ROUND = 9
-# Above this many rows of a tenant not searchable (pending, deleting), an unfiltered search joins
-# every posting to its record instead of leaving those rows out by id.
-MAX_HIDDEN = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +110,9 @@ class KeywordSearcher:
             score = func.sum(weight * saturation).label("score")
             if where is None:
                 ranked = await self._rank_postings(
-                    session, info, tenant_column, weights, score, limit=offset + top_k
+                    session, info, tenant_column, score, list(weights), limit=offset + top_k
                 )
-                if ranked is not None:
-                    return _page(ranked, offset, top_k)
+                return _page(ranked, offset, top_k)
             r = RECORDS.c
             same_record = and_(r.collection == p.collection, r.tenant == p.tenant, r.id == p.id)
             conditions = [
@@ -145,58 +141,38 @@ class KeywordSearcher:
         session: AsyncSession,
         info: CollectionInfo,
         tenant_column: str,
-        weights: dict[str, float],
         score: Any,
+        terms: list[str],
         *,
         limit: int,
-    ) -> list[tuple[str, float, int]] | None:
-        """Without a filter: rank on the postings alone, leaving out the few rows that are not
-        searchable (pending or being deleted: read through the state index), instead of joining
-        every posting to its record (docs/measurements.md, keyword search). None when too many
-        rows are not searchable for that to pay."""
-        r = RECORDS.c
-        hidden = {
-            str(i)
-            for (i,) in (
-                await session.execute(
-                    select(r.id)
-                    .where(
-                        r.collection == info.name,
-                        # IN, not !=: SQLite searches the (collection, state) index only for it
-                        r.state.in_([RecordState.PENDING.value, RecordState.DELETING.value]),
-                        r.tenant == tenant_column,
-                    )
-                    .limit(MAX_HIDDEN + 1)
-                )
-            ).all()
-        }
-        if len(hidden) > MAX_HIDDEN:
-            return None
-        p = POSTINGS.c
-        scope = and_(
-            p.collection == info.name, p.tenant == tenant_column, p.term.in_(list(weights))
+    ) -> list[tuple[str, float, int]]:
+        """Without a filter: rank on the postings alone, leaving out the rows that are not
+        searchable (pending or being deleted, found through the state index) in the same
+        statement, instead of joining every posting to its record (docs/measurements.md,
+        keyword search). One statement: one snapshot, so a write committing meanwhile cannot
+        add postings of a row the exclusion did not see."""
+        p, r = POSTINGS.c, RECORDS.c
+        hidden = select(r.id).where(
+            r.collection == info.name,
+            # IN, not !=: SQLite searches the (collection, state) index only for IN
+            r.state.in_([RecordState.PENDING.value, RecordState.DELETING.value]),
+            r.tenant == tenant_column,
         )
         rows = (
             await session.execute(
                 select(p.id, score, func.count().over())
-                .where(scope)
+                .where(
+                    p.collection == info.name,
+                    p.tenant == tenant_column,
+                    p.term.in_(terms),
+                    p.id.not_in(hidden),
+                )
                 .group_by(_by_record(session))
                 .order_by(score.desc(), p.id)
-                .limit(limit + TIE_MARGIN + len(hidden))
+                .limit(limit + TIE_MARGIN)
             )
         ).all()
-        if not rows:
-            return []
-        matched = int(rows[0][2])
-        if hidden:
-            # The hidden rows that hold a query term were counted (and maybe ranked): not visible.
-            hidden_matching = (
-                await session.execute(
-                    select(func.count(func.distinct(p.id))).where(scope, p.id.in_(list(hidden)))
-                )
-            ).scalar_one()
-            matched -= int(hidden_matching)
-        return [(str(i), float(s), matched) for i, s, _ in rows if str(i) not in hidden]
+        return [(str(i), float(s), int(m)) for i, s, m in rows]
 
 
 def _by_record(session: AsyncSession) -> Any:

@@ -11,6 +11,7 @@ temporary directory, so ``./data`` is that directory's), the commands as ``pytho
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -221,3 +222,29 @@ def test_workers_share_the_managed_standalone(tmp_path: Path) -> None:
         # Each request may land on either worker: every one sees the same engine.
         assert {nearest(s, "docs", vec(4))[0] for _ in range(6)} == {"d4"}
     assert not running(state["pid"])
+
+
+def test_a_standalone_holding_data_that_cannot_start_is_an_error_not_an_empty_lite(
+    tmp_path: Path,
+) -> None:
+    # A fallback to a new Milvus Lite file would hide the standalone's data, and be chosen
+    # from then on: with data there, the command stops and says why instead.
+    standalone = tmp_path / "data" / "milvus"
+    (standalone / "data" / "etcd.data").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VECTORQL_")}
+    env["VECTORQL_EMBEDDERS"] = "[]"
+
+    (standalone / "secrets.json").write_text("{")  # damaged
+    done = vectorql(tmp_path, env, "reconcile")
+    assert done.returncode == 2, done.stderr
+    assert "holds data but cannot start" in done.stderr
+    assert "secrets.json is damaged" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    (standalone / "secrets.json").write_text(
+        json.dumps({"root_password": "p" * 32, "etcd_root": "vq-test"})
+    )
+    done = vectorql(tmp_path, {**env, "VECTORQL_MILVUS_BIN_DIR": "/dev/null/nowhere"}, "reconcile")
+    assert done.returncode == 2, done.stderr
+    assert "holds data but cannot start" in done.stderr
+    assert not (tmp_path / "data" / "milvus.db").exists()

@@ -280,19 +280,11 @@ KEYWORD = """query($c: String!, $q: String!, $w: Filter) {
     hits { id } explain { keywordCandidates } } }"""
 
 
-@pytest.mark.parametrize("hidden_limit", [1_000, 0], ids=["postings", "joined"])
 async def test_keyword_search_leaves_out_records_not_indexed(
-    milvus_uri: str,
-    own_database: str,
-    name: str,
-    hidden_limit: int,
-    monkeypatch: pytest.MonkeyPatch,
+    milvus_uri: str, own_database: str, name: str
 ) -> None:
-    # Unfiltered, keyword search ranks on the postings alone and leaves out the rows it read as
-    # not searchable; past MAX_HIDDEN such rows (0 here), and with a filter, it joins records.
-    from store.sql import bm25
-
-    monkeypatch.setattr(bm25, "MAX_HIDDEN", hidden_limit)
+    # Unfiltered, keyword search ranks on the postings alone, leaving out the rows that are not
+    # searchable; with a filter it joins every posting to its record.
     settings = make_settings(milvus_uri=milvus_uri, database_url=own_database, milvus_timeout=30)
     async with running_api(settings) as api:
         await make_collection(api, name)
