@@ -177,8 +177,11 @@ class Caller:
 
 
 class SqlStatements:
-    """Every SQL statement the store runs, on each of its engines (the async one, and the
-    inline reader of a SQLite file)."""
+    """Every SQL statement the store runs for requests, on each of its engines (the async one,
+    and the inline reader of a SQLite file). Statements of the app's background tasks (the
+    schema version poll every second, the reconciler) are not a request's and are left out."""
+
+    BACKGROUND = frozenset({"schemas", "sql", "reconciler", "embedders", "backlog"})
 
     def __init__(self, api: Api) -> None:
         self.seen: list[str] = []
@@ -187,7 +190,12 @@ class SqlStatements:
             event.listen(engine, "before_cursor_execute", self._on)
 
     def _on(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.seen.append(statement)
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop: a thread's statement, counted
+            task = None
+        if task is None or task.get_name() not in self.BACKGROUND:
+            self.seen.append(statement)
 
     def close(self) -> None:
         for engine in self._engines:
