@@ -136,6 +136,11 @@ def create_app(
             reconciler = asyncio.create_task(
                 store.reconciler.run_forever(settings.reconcile_interval), name="reconciler"
             )
+        statistics = None
+        if settings.statistics_interval > 0:  # PostgreSQL's planner statistics (not SQLite's)
+            statistics = asyncio.create_task(
+                store.keep_statistics_fresh(settings.statistics_interval), name="statistics"
+            )
         warmup = None
         if settings.embed_warmup:
             warmup = asyncio.create_task(_warm(store), name="embedders")
@@ -148,7 +153,7 @@ def create_app(
         try:
             yield
         finally:
-            for task in (sql, reconciler, backlog, warmup, schemas):
+            for task in (sql, reconciler, statistics, backlog, warmup, schemas):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(
         30.0, ge=0, description="Seconds between reconciler passes (0 = off)."
     )
+    statistics_interval: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds between checks of PostgreSQL's planner statistics: tables changed "
+        "past autovacuum's rule since their last analysis are ANALYZEd (0 = off).",
+    )
 
     # Embedding
     embedders: str | None = Field(

@@ -32,7 +32,7 @@ from store.instruments import Instruments
 from store.keys import ApiKeys
 from store.milvus import MILVUS_THREADS, MILVUS_TIMEOUT, MilvusIndex
 from store.search import Searcher
-from store.sql import SQL_POOL_SIZE, Reader, SqlPooler, SqlSetup
+from store.sql import SQL_POOL_SIZE, Reader, SqlPooler, SqlSetup, statistics
 from store.sql import engines as database
 from store.sql.bm25 import KeywordSearcher
 from store.sql.candidates import Candidates
@@ -211,6 +211,15 @@ class Store:
             report = await self.reconciler.run_once()
             if report.skipped:
                 log.warning("another process holds the reconciler lease: it rebuilds them")
+
+    async def keep_statistics_fresh(self, interval: float) -> None:
+        """On PostgreSQL, ANALYZE the tables that changed past autovacuum's rule, every
+        ``interval`` seconds, forever (``store.sql.statistics``); returns at once on SQLite."""
+        await statistics.keep_fresh(self.engine, interval)
+
+    async def refresh_statistics(self) -> list[str]:
+        """The same, once: the tables analyzed (benchmarks call it where serve would have)."""
+        return await statistics.refresh_stale(self.engine)
 
     async def close(self) -> None:
         await self.embedders.close()

@@ -181,7 +181,7 @@ class SqlStatements:
     and the inline reader of a SQLite file). Statements of the app's background tasks (the
     schema version poll every second, the reconciler) are not a request's and are left out."""
 
-    BACKGROUND = frozenset({"schemas", "sql", "reconciler", "embedders", "backlog"})
+    BACKGROUND = frozenset({"schemas", "sql", "reconciler", "statistics", "embedders", "backlog"})
 
     def __init__(self, api: Api) -> None:
         self.seen: list[str] = []

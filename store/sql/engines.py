@@ -49,7 +49,18 @@ def make_engine(
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    elif pooler == "none":  # behind a transaction pooler statements are unnamed: planned per run
+        event.listen(engine.sync_engine, "connect", _postgres_settings)
     return engine
+
+
+def _postgres_settings(dbapi_connection: Any, _record: Any) -> None:
+    # asyncpg prepares every statement, and PostgreSQL plans a prepared statement for its
+    # parameters only five times before it may switch to one generic plan; for the import's
+    # indexed mark (a join with unnest of arrays) that plan was 20-40x slower (docs/measurements.md,
+    # "import"). A SET, not a startup parameter, so a session-mode pooler passes it.
+    # On the raw asyncpg connection, outside a transaction: a rollback cannot undo it.
+    dbapi_connection.run_async(lambda conn: conn.execute("SET plan_cache_mode = force_custom_plan"))
 
 
 # Behind a pooler in transaction mode, consecutive transactions of one client connection run on
