@@ -9,7 +9,9 @@ costs ingest. The second store then builds its keyword index the way a database 
 version does at start-up (``store.sql.postings.build_missing``): the build time; the index's size
 is its tables' pages (SQLite ``dbstat``, PostgreSQL ``pg_total_relation_size``).
 
-Then, serially on the first store through the search use case (``resolvers.search.search``, a
+On PostgreSQL the first store's tables are then analyzed as ``vectorql serve`` does within
+``VECTORQL_STATISTICS_INTERVAL`` of a write (``store.sql.statistics``). Then, serially on the
+first store through the search use case (``resolvers.search.search``, a
 fresh ``Loaders`` per query, topK 10): vector search (the held-out vectors), keyword search (200
 package names of the collection), keyword search on common terms (``library``, ``python``,
 ``development files``...), and hybrid search (a name with its record's vector, RRF, alpha 0.5):
@@ -191,6 +193,10 @@ async def main_async(args: argparse.Namespace) -> None:
         store = await open_store(first, args.database)
         try:
             _, rate_with = await ingest(store, ds)
+            # What serve does within VECTORQL_STATISTICS_INTERVAL (PostgreSQL; SQLite: nothing).
+            analyzed = await store.refresh_statistics()
+            if analyzed:
+                print(f"analyzed for the planner: {', '.join(analyzed)}")
             rows, size = await index_size(store)
             print(f"ingest with the keyword index:    {rate_with:8.0f} records/s")
             print(f"keyword index: {rows} postings, {size / 2**20:.1f} MiB")
