@@ -156,8 +156,12 @@ def create_app(
             for task in (sql, reconciler, statistics, backlog, warmup, schemas):
                 if task is not None:
                     task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
+                    try:
                         await task
+                    except asyncio.CancelledError:
+                        pass
+                    except Exception:  # the store and Milvus must still close
+                        log.exception("background task %s failed", task.get_name())
             await store.close()
             await asyncio.to_thread(milvus.close)
             if owns_telemetry:

@@ -3,13 +3,15 @@
 Without statistics PostgreSQL's planner estimates one row for the (collection, tenant) prefix of
 an index and stops using the index's later columns: a search's record read by 10 ids scanned all
 63,236 rows of the collection (106 ms against 0.12 ms after ``ANALYZE``), a keyword search every
-posting (480-830 ms against 10-23 ms; docs/measurements.md "keyword and hybrid search"). A
-database with autovacuum off, or a burst of writes it has not caught up with, is left there.
+posting (700-970 ms against 16-22 ms a search; docs/measurements.md "keyword and hybrid
+search"). A database with autovacuum off, or a burst of writes it has not caught up with yet,
+is left there.
 
 So every ``vectorql serve`` process checks, every ``interval`` seconds, the rows changed since
 each table's last analysis (``pg_stat_user_tables``, one small query), and ``ANALYZE``s the tables
 past autovacuum's own rule (more than 50 + 10% of their rows), one process at a time (an
-advisory lock). Where autovacuum keeps up, the check finds nothing to do. SQLite's searches do not
+advisory lock). The rule is autovacuum's, so where autovacuum runs the two share the work:
+whichever comes first analyzes, and the other finds nothing to do. SQLite's searches do not
 depend on statistics (``store.sql.bm25``).
 """
 
@@ -32,43 +34,40 @@ BASE_ROWS = 50
 SCALE = 0.1
 LOCK_KEY = 0x76717374  # "vqst": one process analyzes at a time
 
+# Tables named as ANALYZE resolves them (the search path), with autovacuum's rule; the
+# constants are cast, or PostgreSQL would type 0.1 as the bigint it multiplies (0).
 _STALE = text(
     """
     SELECT relname FROM pg_stat_user_tables
-    WHERE relname = ANY(:tables) AND schemaname = ANY(current_schemas(false))
-      AND n_mod_since_analyze > :base + :scale * greatest(n_live_tup, 0)
+    WHERE relid IN (SELECT to_regclass(name) FROM unnest(CAST(:tables AS text[])) AS name)
+      AND n_mod_since_analyze >
+          CAST(:base AS double precision)
+          + CAST(:scale AS double precision) * greatest(n_live_tup, 0)
     ORDER BY relname
     """
 )
+_PARAMETERS = {"tables": list(TABLES), "base": BASE_ROWS, "scale": SCALE}
 
 
 async def stale_tables(engine: AsyncEngine) -> list[str]:
     """vectorql's tables that changed past autovacuum's rule since their last analysis."""
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            _STALE, {"tables": list(TABLES), "base": BASE_ROWS, "scale": SCALE}
-        )
-        return [str(name) for (name,) in rows]
+        return [str(name) for (name,) in await conn.execute(_STALE, _PARAMETERS)]
 
 
 async def refresh_stale(engine: AsyncEngine) -> list[str]:
     """ANALYZE the stale tables (none on SQLite); the tables analyzed. Another process doing
-    it now means this one skips."""
-    if engine.dialect.name != "postgresql":
+    it now means this one skips. One transaction: its lock and its work end together, whatever
+    fails."""
+    if engine.dialect.name != "postgresql" or not await stale_tables(engine):
         return []
-    tables = await stale_tables(engine)
-    if not tables:
-        return []
-    async with engine.connect() as conn:
-        locked = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY})
-        if not locked:
+    async with engine.begin() as conn:
+        if not await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": LOCK_KEY}):
             return []
-        try:
+        # Again under the lock: the process that held it may have just analyzed them.
+        tables = [str(name) for (name,) in await conn.execute(_STALE, _PARAMETERS)]
+        if tables:
             await conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
-            await conn.commit()
-        finally:
-            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LOCK_KEY})
-            await conn.commit()
     return tables
 
 
@@ -82,6 +81,9 @@ async def keep_fresh(engine: AsyncEngine, interval: float = INTERVAL) -> None:
             analyzed = await refresh_stale(engine)
             if analyzed:
                 log.info("analyzed %s for the query planner", ", ".join(analyzed))
-        except Exception as e:  # noqa: BLE001  (SQL down: /readyz says so; try again later)
+        except Exception as e:  # SQL down: /readyz says so; try again later
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # stopping: a rollback's error hid it
+                raise asyncio.CancelledError from e
             log.debug("statistics not refreshed: %s", e)
         await asyncio.sleep(interval)

@@ -307,7 +307,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="lite",
         help="lite: Milvus Lite in the API process; local: the managed default engine",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.queries < args.clients:
+        parser.error("--queries must be at least --clients (the model's batch of that many)")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
