@@ -140,11 +140,28 @@ async def raw_post(
                 writer.write(b" ")
                 await writer.drain()
 
+    chunks: list[bytes] = []
+
+    async def read_to_end() -> None:
+        while True:
+            try:
+                block = await reader.read(2**16)
+            except ConnectionResetError:
+                # The server closed with our unread body in its buffer, which resets the
+                # connection after its answer: the answer read so far is all there is.
+                if chunks:
+                    return
+                raise
+            if not block:
+                return
+            chunks.append(block)
+
     dribbling = asyncio.create_task(dribble()) if trickle else None
     try:
         writer.write(request)
         await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), timeout=BODY_TIMEOUT + 20)  # to EOF
+        await asyncio.wait_for(read_to_end(), timeout=BODY_TIMEOUT + 20)
+        answer = b"".join(chunks)
     finally:
         if dribbling is not None:
             dribbling.cancel()
