@@ -55,11 +55,9 @@ def make_engine(
 
 
 def _postgres_settings(dbapi_connection: Any, _record: Any) -> None:
-    # asyncpg prepares every statement, and PostgreSQL plans a prepared statement for its
-    # parameters only five times before it may switch to one generic plan; for the import's
-    # indexed mark (a join with unnest of arrays) that plan was 20-40x slower (docs/measurements.md,
-    # "import"). A SET, not a startup parameter, so a session-mode pooler passes it.
-    # On the raw asyncpg connection, outside a transaction: a rollback cannot undo it.
+    # PostgreSQL may keep one generic plan for a prepared statement after five runs: the
+    # import's mark ran 20-40x slower on it (docs/measurements.md, "import"). Outside a
+    # transaction, so a rollback cannot undo it; a SET, so a session-mode pooler passes it.
     dbapi_connection.run_async(lambda conn: conn.execute("SET plan_cache_mode = force_custom_plan"))
 
 

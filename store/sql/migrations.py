@@ -26,7 +26,8 @@ import logging
 from sqlalchemy import Connection, Table, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from store.sql.postings import STATS, build_missing, refresh_statistics
+from store.sql import statistics
+from store.sql.postings import STATS, build_missing
 from store.sql.tables import NO_TENANT, CollectionRow, RecordRow
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ async def _keyword_missing(conn: AsyncConnection) -> bool:
 async def _build_keyword_index(conn: AsyncConnection) -> None:
     built = await build_missing(conn)
     if built:
-        await refresh_statistics(conn)
+        await statistics.analyze(conn)
         log.warning("built the keyword index of %s", ", ".join(built))
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Index, String, Table, and_, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import Column, Field, SQLModel
 
 from store.analyzer import MAX_TERM, term_counts
@@ -127,23 +127,6 @@ async def index_texts(
             else:
                 await raw.exec_driver_sql(_insert_postings(raw), postings)
         await _add_stats(conn, collection, delta)
-
-
-async def refresh_statistics(engine: AsyncEngine | AsyncConnection) -> None:
-    """After a bulk write, on PostgreSQL: ANALYZE the records and the keyword index. Without
-    statistics (autovacuum off, or not yet run) its planner estimates one row per index and
-    serves a keyword search from the (collection, tenant, id) index, reading every posting of
-    the collection (195 ms against 16 ms for one common term over 613,802 postings:
-    docs/measurements.md). SQLite searches do not depend on statistics (``bm25._by_record``)."""
-    if engine.dialect.name != "postgresql":
-        return
-    statement = f"ANALYZE {RECORDS.name}, {POSTINGS.name}, {STATS.name}"
-    if isinstance(engine, AsyncConnection):
-        await engine.exec_driver_sql(statement)
-        return
-    async with engine.connect() as conn:
-        await conn.exec_driver_sql(statement)
-        await conn.commit()
 
 
 async def remove(conn: Executor, collection: str, keys: Sequence[RowKey]) -> None:

@@ -21,7 +21,7 @@ import asyncio
 import logging
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.sql.postings import POSTINGS, RECORDS, STATS
 
@@ -47,6 +47,19 @@ _STALE = text(
     """
 )
 _PARAMETERS = {"tables": list(TABLES), "base": BASE_ROWS, "scale": SCALE}
+
+
+async def analyze(engine: AsyncEngine | AsyncConnection) -> None:
+    """After a bulk write (an import, the start-up keyword build), on PostgreSQL: ANALYZE every
+    table now, in the caller's transaction when given a connection."""
+    if engine.dialect.name != "postgresql":
+        return
+    statement = f"ANALYZE {', '.join(TABLES)}"
+    if isinstance(engine, AsyncConnection):
+        await engine.exec_driver_sql(statement)
+        return
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(statement)
 
 
 async def stale_tables(engine: AsyncEngine) -> list[str]:

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from store.codec import VectorFormatError, parse_vector
 from store.errors import Unavailable
 from store.records import CollectionInfo, RecordData
-from store.sql import postings
+from store.sql import statistics
 from store.writes.incoming import IncomingRecord, validate_records
 from store.writes.lines import (
     BadLine,
@@ -162,7 +162,7 @@ async def import_jsonl(
     if summary.records_written:
         await store.writer.flush(info)
         try:
-            await postings.refresh_statistics(store.engine)
+            await statistics.analyze(store.engine)
         except Exception as e:  # noqa: BLE001 - the records are written; autovacuum catches up
             log.warning("could not refresh the SQL statistics after the import: %s", e)
     return summary
